@@ -1,0 +1,18 @@
+//! Database schema for Custos, as sea-orm migrations.
+//!
+//! This crate depends on nothing of the application: it owns table shapes only. Applied migrations are
+//! never edited; a change is a new migration. Every statement stays portable between SQLite and
+//! Postgres (one ALTER per statement, times as BIGINT unix seconds, lists as JSON text).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,153 @@
+//! Assembly: `build_state` turns a validated config into the running parts (database, ephemeral store,
+//! keys); `router` and `run` serve them. Tests and `main` call the same functions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+
+use crate::clients::ClientDirectory;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::ephemeral::EphemeralStore;
+use crate::ephemeral::memory::MemoryStore;
+use crate::ephemeral::redis::RedisStore;
+use crate::keys::jwk::{self, KeyError, Pkcs8};
+use crate::keys::seal::{Kek, SealError};
+use crate::keys::{KeyGenerator, Keyring, KeysError, Signer};
+use crate::store::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub signer: Arc<dyn Signer>,
+    pub clock: Arc<dyn Clock>,
+    pub clients: Arc<ClientDirectory>,
+    pub discovery: Bytes,
+    pub jwks_cache_control: HeaderValue,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration key `keys_dir` ({path}): {source}")]
+    Kek { path: String, source: SealError },
+    #[error("configuration key `kek`: {0}")]
+    BadKek(SealError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeysError),
+    #[error("configuration key `redis_url`: {0}")]
+    Redis(String),
+}
+
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+    pub key_generator: Arc<KeyGenerator>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            key_generator: Arc::new(generate_key),
+        }
+    }
+}
+
+fn generate_key(alg: crate::config::Alg) -> Result<Pkcs8, KeyError> {
+    jwk::generate(alg)
+}
+
+pub fn load_kek(settings: &Settings) -> Result<Kek, StartError> {
+    match &settings.raw.kek {
+        Some(k) => Kek::from_base64(&k.0).map_err(StartError::BadKek),
+        None => Kek::load_or_create(&settings.raw.keys_dir).map_err(|source| StartError::Kek {
+            path: settings.raw.keys_dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Connects to the database and runs pending migrations.
+pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
+    let store = Store::connect(&settings.raw.database_url.0).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, StartError> {
+    let kek = load_kek(&settings)?;
+    let store = open_store(&settings).await?;
+    let now = opts.clock.now();
+    let keyring = Keyring::load_or_init(&store, &kek, now, opts.key_generator.clone()).await?;
+    let ephemeral: Arc<dyn EphemeralStore> = match &settings.raw.redis_url {
+        Some(url) => Arc::new(
+            RedisStore::connect(&url.0, "custos:")
+                .await
+                .map_err(|e| StartError::Redis(e.to_string()))?,
+        ),
+        None => Arc::new(MemoryStore::new(
+            settings.raw.ephemeral_max_entries,
+            opts.clock.clone(),
+        )),
+    };
+    let discovery = Bytes::from(crate::oauth::discovery::metadata(&settings).to_string());
+    let jwks_cache_control = HeaderValue::from_str(&format!(
+        "public, max-age={}",
+        settings.raw.jwks_max_age_secs
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("public, max-age=300"));
+    let clients = Arc::new(ClientDirectory::new(
+        store.clone(),
+        Duration::from_secs(settings.raw.client_cache_ttl_secs),
+    ));
+    Ok(AppState {
+        settings: Arc::new(settings),
+        store,
+        ephemeral,
+        signer: Arc::new(keyring),
+        clock: opts.clock,
+        clients,
+        discovery,
+        jwks_cache_control,
+    })
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    crate::http::router(state)
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+pub async fn run(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,455 @@
+//! The command line: `custos [--config FILE] <command>`. Every command works on the configured database.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::app;
+use crate::clients::{self, NewClient};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Settings};
+use crate::identity::{self, password};
+use crate::keys::KeyState;
+use crate::store::{Store, User};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "custos",
+    version,
+    about = "An OAuth 2.0 / OpenID Connect identity provider"
+)]
+pub struct Cli {
+    /// Config file (TOML). Default: ./custos.toml when present.
+    #[arg(long, global = true, env = "CUSTOS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Validate the configuration and print it with secrets redacted.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// List signing keys: kid, algorithm, state, creation time.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCmd {
+    /// Register a client; prints its id and (confidential clients) its secret, once.
+    Create(CreateClient),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        id: String,
+    },
+    /// Replace a confidential client's secret; prints the new one, once.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateClient {
+    #[arg(long)]
+    pub name: String,
+    /// Choose the client id (default: random).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    pub public: bool,
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// authorization_code, refresh_token, client_credentials (default: client_credentials without
+    /// redirect URIs, else authorization_code + refresh_token).
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// Scopes the client may request.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Scopes granted when a request names none (default: all of --scope).
+    #[arg(long = "default-scope")]
+    pub default_scopes: Vec<String>,
+    /// RFC 8707 resource indicators the client may ask for.
+    #[arg(long = "resource")]
+    pub resources: Vec<String>,
+    /// Audience when no resource is asked for (default: the first --resource, else the client id).
+    #[arg(long)]
+    pub audience: Option<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// First-party client: never shows the consent page.
+    #[arg(long)]
+    pub skip_consent: bool,
+    /// Access-token lifetime override, seconds.
+    #[arg(long)]
+    pub access_token_ttl: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user; the password comes from a prompt or --password-stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// A failure the CLI reports and exits non-zero for.
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn fail(code: i32, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+pub fn load_settings(cli: &Cli) -> Result<Settings, Failure> {
+    let cfg = Config::load(cli.config.as_deref()).map_err(|e| fail(2, e.to_string()))?;
+    cfg.validate().map_err(|e| fail(2, e.to_string()))
+}
+
+async fn store(settings: &Settings) -> Result<Store, Failure> {
+    Ok(app::open_store(settings).await?)
+}
+
+fn read_password(from_stdin: bool) -> Result<Zeroizing<String>, Failure> {
+    let pw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line)?;
+        Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        let a = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        let b = Zeroizing::new(rpassword::prompt_password("Repeat password: ")?);
+        if a != b {
+            return Err(fail(1, "the passwords differ"));
+        }
+        a
+    };
+    password::check_policy(&pw).map_err(|e| fail(1, format!("password: {e}")))?;
+    Ok(pw)
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| t.to_string())
+}
+
+pub async fn run_command(settings: Settings, cmd: Command) -> Result<(), Failure> {
+    let clock = SystemClock;
+    match cmd {
+        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Migrate => {
+            store(&settings).await?;
+            eprintln!("migrations applied");
+        }
+        Command::Config(ConfigCmd::Check) => {
+            print!("{}", settings.raw.redacted_toml());
+            eprintln!("configuration is valid");
+        }
+        Command::Keys(KeysCmd::List { json }) => {
+            let rows = store(&settings).await?.keys().await?;
+            if json {
+                print_json(&json!(rows.iter().map(|r| json!({"kid": r.kid, "alg": r.alg, "state": r.state, "created_at": time(r.created_at)})).collect::<Vec<_>>()));
+            } else {
+                println!("{:<45} {:<6} {:<8} CREATED", "KID", "ALG", "STATE");
+                for r in rows {
+                    println!(
+                        "{:<45} {:<6} {:<8} {}",
+                        r.kid,
+                        r.alg,
+                        r.state,
+                        time(r.created_at)
+                    );
+                }
+            }
+            let _ = KeyState::Active;
+        }
+        Command::Client(c) => client(settings, c, clock.now()).await?,
+        Command::User(u) => user(settings, u, clock.now()).await?,
+    }
+    Ok(())
+}
+
+async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Failure> {
+    let store = store(&settings).await?;
+    match cmd {
+        ClientCmd::Create(c) => {
+            let json_out = c.json;
+            let n = NewClient {
+                id: c.id,
+                name: c.name,
+                public: c.public,
+                redirect_uris: c.redirect_uris,
+                grant_types: c.grants,
+                scopes: c.scopes,
+                default_scopes: (!c.default_scopes.is_empty()).then_some(c.default_scopes),
+                resources: c.resources,
+                audience: c.audience,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                skip_consent: c.skip_consent,
+                access_token_ttl_secs: c.access_token_ttl,
+                refresh_token_ttl_secs: None,
+                id_token_ttl_secs: None,
+            };
+            let (client, secret) = clients::create(&store, n, now).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("client_created")
+                    .actor("cli")
+                    .client(&client.id),
+            )
+            .await;
+            if json_out {
+                let mut v = serde_json::to_value(&client)?;
+                v["client_secret"] = secret
+                    .as_ref()
+                    .map(|s| json!(s.as_str()))
+                    .unwrap_or(serde_json::Value::Null);
+                print_json(&v);
+            } else {
+                println!("client_id:     {}", client.id);
+                match &secret {
+                    Some(s) => {
+                        println!("client_secret: {}\n(shown once: store it now)", s.as_str())
+                    }
+                    None => println!("public client: no secret"),
+                }
+            }
+        }
+        ClientCmd::List { json } => {
+            let list = store.clients().await?;
+            if json {
+                print_json(&serde_json::to_value(&list)?);
+            } else {
+                println!("{:<24} {:<12} {:<40} NAME", "CLIENT_ID", "TYPE", "GRANTS");
+                for c in list {
+                    let kind = if c.public { "public" } else { "confidential" };
+                    println!(
+                        "{:<24} {:<12} {:<40} {}",
+                        c.id,
+                        kind,
+                        c.grant_types.join(","),
+                        c.name
+                    );
+                }
+            }
+        }
+        ClientCmd::Show { id, json } => {
+            let c = store
+                .client(&id)
+                .await?
+                .ok_or_else(|| fail(1, format!("no client `{id}`")))?;
+            if json {
+                print_json(&serde_json::to_value(&c)?);
+            } else {
+                let v = serde_json::to_value(&c)?;
+                if let Some(m) = v.as_object() {
+                    for (k, v) in m {
+                        println!("{k:<26} {v}");
+                    }
+                }
+            }
+        }
+        ClientCmd::Delete { id } => {
+            if !store.delete_client(&id).await? {
+                return Err(fail(1, format!("no client `{id}`")));
+            }
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("client_deleted")
+                    .actor("cli")
+                    .client(&id),
+            )
+            .await;
+            eprintln!("deleted client {id}");
+        }
+        ClientCmd::RotateSecret { id, json } => {
+            let secret = clients::rotate_secret(&store, &id, now)
+                .await?
+                .ok_or_else(|| fail(1, format!("no confidential client `{id}`")))?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("client_secret_rotated")
+                    .actor("cli")
+                    .client(&id),
+            )
+            .await;
+            if json {
+                print_json(&json!({"client_id": id, "client_secret": secret.as_str()}));
+            } else {
+                println!(
+                    "client_secret: {}\n(shown once: store it now)",
+                    secret.as_str()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure> {
+    let params = password::HashParams::from_config(&settings.raw);
+    let store = store(&settings).await?;
+    match cmd {
+        UserCmd::Create {
+            email,
+            name,
+            password_stdin,
+            json,
+        } => {
+            let email =
+                identity::normalize_email(&email).map_err(|e| fail(1, format!("email: {e}")))?;
+            let name = name.trim().to_string();
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err(fail(1, "name: must be 1-200 characters"));
+            }
+            let pw = read_password(password_stdin)?;
+            let hash = password::hash(pw, params).await?;
+            let u = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                email,
+                email_verified: false,
+                name,
+                password_hash: Some(hash),
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            store.insert_user(&u).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("user_created")
+                    .actor("cli")
+                    .subject(&u.id),
+            )
+            .await;
+            if json {
+                print_json(&serde_json::to_value(&u)?);
+            } else {
+                println!("user {} <{}> created", u.id, u.email);
+            }
+        }
+        UserCmd::List { json } => {
+            let users = store.users(10_000).await?;
+            if json {
+                print_json(&serde_json::to_value(&users)?);
+            } else {
+                println!("{:<38} {:<8} EMAIL", "ID", "STATUS");
+                for u in users {
+                    println!(
+                        "{:<38} {:<8} {}",
+                        u.id,
+                        if u.disabled { "disabled" } else { "active" },
+                        u.email
+                    );
+                }
+            }
+        }
+        UserCmd::SetPassword {
+            email,
+            password_stdin,
+        } => {
+            let email =
+                identity::normalize_email(&email).map_err(|e| fail(1, format!("email: {e}")))?;
+            let u = store
+                .user_by_email(&email)
+                .await?
+                .ok_or_else(|| fail(1, format!("no user <{email}>")))?;
+            let pw = read_password(password_stdin)?;
+            let hash = password::hash(pw, params).await?;
+            store.set_password_hash(&u.id, &hash, now).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("password_set")
+                    .actor("cli")
+                    .subject(&u.id),
+            )
+            .await;
+            eprintln!("password updated for <{email}>");
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(())
+}

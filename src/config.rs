@@ -1,0 +1,492 @@
+//! Typed configuration: built-in defaults < `custos.toml` (or `--config` / `CUSTOS_CONFIG`) < `CUSTOS_*`
+//! environment variables. Validated once, before anything binds a port; an error names the key, the
+//! offending value (never a secret's) and what is allowed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The keys a `CUSTOS_*` variable may set; other `CUSTOS_*` variables (CUSTOS_CONFIG, the test URLs) are
+/// not configuration and are ignored here.
+const KEYS: &[&str] = &[
+    "issuer",
+    "listen",
+    "database_url",
+    "redis_url",
+    "keys_dir",
+    "kek",
+    "access_token_ttl_secs",
+    "id_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "refresh_token_idle_ttl_secs",
+    "authorization_code_ttl_secs",
+    "access_token_alg",
+    "jwks_max_age_secs",
+    "client_cache_ttl_secs",
+    "log_format",
+    "log_level",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "max_body_bytes",
+    "ephemeral_max_entries",
+];
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// JWS algorithms Custos signs with.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Alg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier: scheme, host, optional port and path; no query or fragment.
+    pub issuer: String,
+    pub listen: String,
+    pub database_url: SecretString,
+    /// Unset: the in-process ephemeral store.
+    pub redis_url: Option<SecretString>,
+    pub keys_dir: PathBuf,
+    /// Base64 of 32 bytes. Unset: `<keys_dir>/kek`, generated on first start with mode 0600.
+    pub kek: Option<SecretString>,
+    pub access_token_ttl_secs: u64,
+    pub id_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub refresh_token_idle_ttl_secs: u64,
+    pub authorization_code_ttl_secs: u64,
+    pub access_token_alg: String,
+    pub jwks_max_age_secs: u64,
+    /// How long a replica may serve a client record from memory; 0 reads the database every time.
+    pub client_cache_ttl_secs: u64,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub max_body_bytes: usize,
+    pub ephemeral_max_entries: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "http://127.0.0.1:8080".into(),
+            listen: "127.0.0.1:8080".into(),
+            database_url: SecretString("sqlite://data/custos.db?mode=rwc".into()),
+            redis_url: None,
+            keys_dir: PathBuf::from("keys"),
+            kek: None,
+            access_token_ttl_secs: 15 * 60,
+            id_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_token_idle_ttl_secs: 7 * 24 * 3600,
+            authorization_code_ttl_secs: 60,
+            access_token_alg: "ES256".into(),
+            jwks_max_age_secs: 300,
+            client_cache_ttl_secs: 5,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_body_bytes: 64 * 1024,
+            ephemeral_max_entries: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// The validated, typed view the rest of the program uses.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub raw: Config,
+    pub issuer: Url,
+    /// The issuer as it appears in tokens: no trailing slash.
+    pub issuer_str: String,
+    pub listen: SocketAddr,
+    pub access_token_alg: Alg,
+}
+
+impl Config {
+    /// Loads defaults < file < environment. `file` is the explicit path; without it `custos.toml` in the
+    /// working directory is read when it exists.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, Env::prefixed("CUSTOS_"))
+    }
+
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(ConfigError::Load(format!(
+                        "config file {} does not exist or is not a file",
+                        p.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file_exact(p));
+            }
+            None => fig = fig.merge(Toml::file("custos.toml")),
+        }
+        let env = env.filter(|k| KEYS.contains(&k.as_str()));
+        fig.merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    /// Checks every value and returns the typed view.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let issuer = Url::parse(&self.issuer).map_err(|e| {
+            invalid(
+                "issuer",
+                format!(
+                    "`{}` is not an absolute URL ({e}); expected e.g. https://id.example.com",
+                    self.issuer
+                ),
+            )
+        })?;
+        if !matches!(issuer.scheme(), "https" | "http") {
+            return Err(invalid(
+                "issuer",
+                format!(
+                    "`{}` must use https (or http for local testing)",
+                    self.issuer
+                ),
+            ));
+        }
+        if issuer.host_str().is_none_or(str::is_empty)
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+            || !issuer.username().is_empty()
+            || issuer.password().is_some()
+        {
+            return Err(invalid(
+                "issuer",
+                format!(
+                    "`{}` must be scheme://host[:port][/path] with no user info, query or fragment",
+                    self.issuer
+                ),
+            ));
+        }
+        let issuer_str = issuer.as_str().trim_end_matches('/').to_string();
+
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })?;
+
+        let db = &self.database_url.0;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                format!(
+                    "`{}` is not supported; use sqlite://PATH?mode=rwc, sqlite::memory: or postgres://…",
+                    redact_url(db)
+                ),
+            ));
+        }
+        if let Some(r) = &self.redis_url
+            && !(r.0.starts_with("redis://") || r.0.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis_url",
+                format!(
+                    "`{}` must start with redis:// or rediss://",
+                    redact_url(&r.0)
+                ),
+            ));
+        }
+        if self.keys_dir.exists() && !self.keys_dir.is_dir() {
+            return Err(invalid(
+                "keys_dir",
+                format!(
+                    "`{}` exists but is not a directory",
+                    self.keys_dir.display()
+                ),
+            ));
+        }
+        if let Some(k) = &self.kek {
+            crate::keys::seal::Kek::from_base64(&k.0).map_err(|_| {
+                invalid(
+                    "kek",
+                    "the value (not shown) must be the base64 encoding of exactly 32 bytes",
+                )
+            })?;
+        }
+        for (key, v, min, max) in [
+            (
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs,
+                10,
+                86_400,
+            ),
+            ("id_token_ttl_secs", self.id_token_ttl_secs, 10, 86_400),
+            (
+                "refresh_token_ttl_secs",
+                self.refresh_token_ttl_secs,
+                60,
+                400 * 86_400,
+            ),
+            (
+                "refresh_token_idle_ttl_secs",
+                self.refresh_token_idle_ttl_secs,
+                60,
+                400 * 86_400,
+            ),
+            (
+                "authorization_code_ttl_secs",
+                self.authorization_code_ttl_secs,
+                5,
+                600,
+            ),
+            ("jwks_max_age_secs", self.jwks_max_age_secs, 0, 86_400),
+            ("client_cache_ttl_secs", self.client_cache_ttl_secs, 0, 300),
+        ] {
+            if !(min..=max).contains(&v) {
+                return Err(invalid(
+                    key,
+                    format!("`{v}` is out of range; allowed {min}..={max} seconds"),
+                ));
+            }
+        }
+        if self.refresh_token_idle_ttl_secs > self.refresh_token_ttl_secs {
+            return Err(invalid(
+                "refresh_token_idle_ttl_secs",
+                format!(
+                    "`{}` exceeds refresh_token_ttl_secs ({}); the idle lifetime must not be longer than the absolute one",
+                    self.refresh_token_idle_ttl_secs, self.refresh_token_ttl_secs
+                ),
+            ));
+        }
+        let access_token_alg = Alg::parse(&self.access_token_alg).ok_or_else(|| {
+            invalid(
+                "access_token_alg",
+                format!(
+                    "`{}` is not supported; allowed: RS256, ES256, EdDSA",
+                    self.access_token_alg
+                ),
+            )
+        })?;
+        if !matches!(
+            self.log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "off"
+        ) {
+            return Err(invalid(
+                "log_level",
+                format!(
+                    "`{}` is not a level; allowed: trace, debug, info, warn, error, off",
+                    self.log_level
+                ),
+            ));
+        }
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1)
+            || self.argon2_memory_kib > 4 * 1024 * 1024
+        {
+            return Err(invalid(
+                "argon2_memory_kib",
+                format!(
+                    "`{}` is out of range; allowed 8×parallelism..=4194304",
+                    self.argon2_memory_kib
+                ),
+            ));
+        }
+        if !(1..=100).contains(&self.argon2_iterations) {
+            return Err(invalid(
+                "argon2_iterations",
+                format!(
+                    "`{}` is out of range; allowed 1..=100",
+                    self.argon2_iterations
+                ),
+            ));
+        }
+        if !(1..=16).contains(&self.argon2_parallelism) {
+            return Err(invalid(
+                "argon2_parallelism",
+                format!(
+                    "`{}` is out of range; allowed 1..=16",
+                    self.argon2_parallelism
+                ),
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                format!(
+                    "`{}` is out of range; allowed 1024..=16777216",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        if self.ephemeral_max_entries < 100 {
+            return Err(invalid(
+                "ephemeral_max_entries",
+                format!(
+                    "`{}` is too small; allowed ≥ 100",
+                    self.ephemeral_max_entries
+                ),
+            ));
+        }
+        Ok(Settings {
+            raw: self,
+            issuer,
+            issuer_str,
+            listen,
+            access_token_alg,
+        })
+    }
+
+    /// The effective configuration as TOML with every secret replaced.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        c.database_url = SecretString(redact_url(&c.database_url.0));
+        c.redis_url = c.redis_url.map(|r| SecretString(redact_url(&r.0)));
+        c.kek = c.kek.map(|_| SecretString("<redacted>".into()));
+        toml_string(&c)
+    }
+}
+
+fn toml_string(c: &Config) -> String {
+    // figment has no serializer; the config is flat, so a line per key is a faithful TOML rendering.
+    let v = serde_json::to_value(c).unwrap_or_default();
+    let mut out = String::new();
+    if let Some(map) = v.as_object() {
+        for key in KEYS {
+            match map.get(*key) {
+                Some(serde_json::Value::Null) | None => {
+                    out.push_str(&format!("# {key} = (unset)\n"))
+                }
+                Some(val) => out.push_str(&format!("{key} = {val}\n")),
+            }
+        }
+    }
+    out
+}
+
+/// Replaces the password of a URL (`scheme://user:pass@host`) with `***`.
+pub fn redact_url(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let s = Config::default().validate().unwrap();
+        assert_eq!(s.issuer_str, "http://127.0.0.1:8080");
+        assert_eq!(s.access_token_alg, Alg::ES256);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let c = Config {
+            issuer: "not a url".into(),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`issuer`") && e.contains("not a url"), "{e}");
+        let c = Config {
+            log_level: "loud".into(),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`log_level`") && e.contains("loud") && e.contains("allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = Config {
+            database_url: SecretString("postgres://u:hunter2@db/custos".into()),
+            kek: Some(SecretString("c2VjcmV0".into())),
+            ..Config::default()
+        };
+        let t = c.redacted_toml();
+        assert!(!t.contains("hunter2") && !t.contains("c2VjcmV0"), "{t}");
+        assert!(t.contains("postgres://u:***@db/custos"), "{t}");
+        let e = Config {
+            kek: Some(SecretString("c2VjcmV0".into())),
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`kek`") && !e.contains("c2VjcmV0"), "{e}");
+    }
+}

@@ -1,0 +1,120 @@
+//! axum: the router, middleware and one thin handler file per endpoint. Handlers parse the wire format
+//! into typed values and hand them to `oauth`; nothing protocol-specific is decided here.
+
+pub mod authorize;
+pub mod error;
+pub mod health;
+pub mod paths;
+pub mod token;
+pub mod wellknown;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../templates/static/custos.css"),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "not_found"})),
+    )
+        .into_response()
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"error": "server_error"})),
+    )
+        .into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.raw.max_body_bytes;
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: queries carry state, nonces and codes.
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        })
+        .on_request(())
+        .on_response(|res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
+            let status = res.status().as_u16();
+            if status >= 500 {
+                tracing::error!(status, latency_us = latency.as_micros() as u64, "response");
+            } else {
+                tracing::debug!(status, latency_us = latency.as_micros() as u64, "response");
+            }
+        })
+        .on_failure(());
+    let headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+    Router::new()
+        .route(
+            paths::OPENID_CONFIGURATION,
+            get(wellknown::openid_configuration),
+        )
+        .route(
+            paths::OAUTH_AUTHORIZATION_SERVER,
+            get(wellknown::openid_configuration),
+        )
+        .route(paths::JWKS, get(wellknown::jwks))
+        .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::HEALTH_LIVE, get(health::live))
+        .route(paths::HEALTH_READY, get(health::ready))
+        .route("/static/custos.css", get(css))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(headers)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,15 @@
+//! Custos: an OAuth 2.0 / OpenID Connect issuer in one binary.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod ephemeral;
+pub mod http;
+pub mod identity;
+pub mod keys;
+pub mod oauth;
+pub mod store;
+pub mod views;

@@ -1,0 +1,27 @@
+//! OpenID Connect Discovery 1.0 and RFC 8414 metadata, built once from the path constants the router
+//! uses. Only what works is advertised.
+
+use serde_json::{Value, json};
+
+use crate::config::{Alg, Settings};
+use crate::http::paths;
+
+pub fn metadata(s: &Settings) -> Value {
+    let url = |p: &str| format!("{}{p}", s.issuer_str);
+    json!({
+        "issuer": s.issuer_str,
+        // OIDC Discovery requires an authorization endpoint; until browser sign-in lands it validates
+        // the client and redirect URI and answers `temporarily_unavailable`.
+        "authorization_endpoint": url(paths::AUTHORIZE),
+        "token_endpoint": url(paths::TOKEN),
+        "jwks_uri": url(paths::JWKS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": Alg::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+}

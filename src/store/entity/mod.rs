@@ -1,0 +1,6 @@
+//! sea-orm models; private to `store`. Shapes follow the migrations crate exactly.
+
+pub mod audit_events;
+pub mod clients;
+pub mod signing_keys;
+pub mod users;
