@@ -190,7 +190,7 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("custos.toml")),
         }
-        let env = env.filter(|k| KEYS.contains(&k.as_str()));
+        let env = env.filter(|k| KEYS.iter().any(|key| k.as_str().eq_ignore_ascii_case(key)));
         fig.merge(env)
             .extract()
             .map_err(|e| ConfigError::Load(e.to_string()))
