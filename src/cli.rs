@@ -12,7 +12,6 @@ use crate::clients::{self, NewClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Settings};
 use crate::identity::{self, password};
-use crate::keys::KeyState;
 use crate::store::{Store, User};
 
 #[derive(Parser, Debug)]
@@ -67,7 +66,7 @@ pub enum KeysCmd {
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
     /// Register a client; prints its id and (confidential clients) its secret, once.
-    Create(CreateClient),
+    Create(Box<CreateClient>),
     List {
         #[arg(long)]
         json: bool,
@@ -239,7 +238,6 @@ pub async fn run_command(settings: Settings, cmd: Command) -> Result<(), Failure
                     );
                 }
             }
-            let _ = KeyState::Active;
         }
         Command::Client(c) => client(settings, c, clock.now()).await?,
         Command::User(u) => user(settings, u, clock.now()).await?,
@@ -251,6 +249,7 @@ async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Fail
     let store = store(&settings).await?;
     match cmd {
         ClientCmd::Create(c) => {
+            let c = *c;
             let json_out = c.json;
             let n = NewClient {
                 id: c.id,

@@ -49,7 +49,11 @@ async fn main() {
                         message: format!("configuration key `listen`: cannot bind {listen}: {e}"),
                     })
                 });
-            tracing::info!(%listen, issuer = %state.settings.issuer_str, "custos listening");
+            let bound = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(listen = %bound, issuer = %state.settings.issuer_str, "custos listening");
             if let Err(e) = app::run(listener, state).await {
                 exit(cli::Failure {
                     code: 1,
