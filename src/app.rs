@@ -73,21 +73,35 @@ pub fn load_kek(settings: &Settings) -> Result<Kek, StartError> {
     }
 }
 
-/// Connects to the database and runs pending migrations.
+/// Connects to the database and runs pending migrations (under the start-up lock).
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
     let store = Store::connect(&settings.raw.database_url.0).await?;
+    let lock = store.startup_lock().await?;
     store.migrate().await?;
+    release(lock).await?;
     Ok(store)
+}
+
+async fn release(lock: Option<sea_orm::DatabaseTransaction>) -> Result<(), StoreError> {
+    if let Some(tx) = lock {
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, StartError> {
     let kek = load_kek(&settings)?;
-    let store = open_store(&settings).await?;
+    let store = Store::connect(&settings.raw.database_url.0).await?;
     let now = opts.clock.now();
+    // Replicas starting together on an empty database must neither migrate twice nor each generate a
+    // first key per algorithm: both happen under one lock.
+    let lock = store.startup_lock().await?;
+    store.migrate().await?;
     let keyring = Keyring::load_or_init(&store, &kek, now, opts.key_generator.clone()).await?;
+    release(lock).await?;
     let ephemeral: Arc<dyn EphemeralStore> = match &settings.raw.redis_url {
         Some(url) => Arc::new(
-            RedisStore::connect(&url.0, "custos:")
+            RedisStore::connect(&url.0, &settings.raw.redis_prefix)
                 .await
                 .map_err(|e| StartError::Redis(e.to_string()))?,
         ),

@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "listen",
     "database_url",
     "redis_url",
+    "redis_prefix",
     "keys_dir",
     "kek",
     "access_token_ttl_secs",
@@ -94,6 +95,8 @@ pub struct Config {
     pub database_url: SecretString,
     /// Unset: the in-process ephemeral store.
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    pub redis_prefix: String,
     pub keys_dir: PathBuf,
     /// Base64 of 32 bytes. Unset: `<keys_dir>/kek`, generated on first start with mode 0600.
     pub kek: Option<SecretString>,
@@ -122,6 +125,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             database_url: SecretString("sqlite://data/custos.db?mode=rwc".into()),
             redis_url: None,
+            redis_prefix: "custos:".into(),
             keys_dir: PathBuf::from("keys"),
             kek: None,
             access_token_ttl_secs: 15 * 60,
@@ -260,6 +264,15 @@ impl Config {
                 format!(
                     "`{}` must start with redis:// or rediss://",
                     redact_url(&r.0)
+                ),
+            ));
+        }
+        if self.redis_prefix.len() > 64 || self.redis_prefix.contains(['{', '}', ' ']) {
+            return Err(invalid(
+                "redis_prefix",
+                format!(
+                    "`{}` must be at most 64 characters without braces or spaces",
+                    self.redis_prefix
                 ),
             ));
         }

@@ -213,7 +213,7 @@ impl Store {
             && let Some(parent) = std::path::Path::new(&path).parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            crate::keys::seal::create_private_dir(parent).map_err(|e| {
                 StoreError::Db(DbErr::Custom(format!(
                     "cannot create {}: {e}",
                     parent.display()
@@ -251,6 +251,21 @@ impl Store {
         use migrations::MigratorTrait;
         migrations::Migrator::up(&self.db, None).await?;
         Ok(())
+    }
+
+    /// Serialises start-up work (migrations, first key generation) across replicas that share one
+    /// Postgres: a transaction-scoped advisory lock, released when the returned guard is committed or
+    /// dropped. SQLite needs none (one file, one host).
+    pub async fn startup_lock(&self) -> Result<Option<sea_orm::DatabaseTransaction>, StoreError> {
+        use sea_orm::TransactionTrait;
+        if self.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(None);
+        }
+        let tx = self.db.begin().await?;
+        // An arbitrary constant: "custos" in ASCII.
+        tx.execute_unprepared("SELECT pg_advisory_xact_lock(99117115116111115)")
+            .await?;
+        Ok(Some(tx))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
