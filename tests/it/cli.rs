@@ -14,19 +14,40 @@ use crate::support::TestApp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
+/// The database each test directory uses: registered by `use_test_database` (a fresh Postgres one in the
+/// backend run), else a SQLite file inside the directory.
+static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+
+async fn use_test_database(dir: &Path) {
+    if let Some(url) = crate::support::fresh_database().await {
+        DATABASES.lock().unwrap().push((dir.to_path_buf(), url));
+    }
+}
+
+fn database_for(dir: &Path) -> String {
+    DATABASES
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(d, _)| d == dir)
+        .map(|(_, u)| u.clone())
+        .unwrap_or_else(|| format!("sqlite://{}/data/custos.db?mode=rwc", dir.display()))
+}
+
 fn base_cmd(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
     // A clean environment: nothing from the developer's shell (CUSTOS_*, custos.toml) leaks in.
     c.env_clear()
         .current_dir(dir)
-        .env(
-            "CUSTOS_DATABASE_URL",
-            format!("sqlite://{}/data/custos.db?mode=rwc", dir.display()),
-        )
+        .env("CUSTOS_DATABASE_URL", database_for(dir))
         .env("CUSTOS_KEYS_DIR", dir.join("keys"))
         .env("CUSTOS_LOG_FORMAT", "json")
         .env("CUSTOS_ARGON2_MEMORY_KIB", "64")
         .env("CUSTOS_ARGON2_ITERATIONS", "1");
+    if let Some((url, prefix)) = crate::support::test_redis() {
+        c.env("CUSTOS_REDIS_URL", url)
+            .env("CUSTOS_REDIS_PREFIX", prefix);
+    }
     c
 }
 
@@ -129,6 +150,7 @@ async fn cc_token(base: &str, id: &str, secret: &str) -> reqwest::StatusCode {
 #[tokio::test]
 async fn restart_reuses_keys_and_clients() {
     let dir = tempfile::tempdir().unwrap();
+    use_test_database(dir.path()).await;
     let first = serve(dir.path());
     let kids1 = kids(&first.base).await;
     assert_eq!(kids1.len(), 3);
@@ -193,6 +215,7 @@ async fn restart_reuses_keys_and_clients() {
 async fn cli_manages_clients_and_users() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    use_test_database(d).await;
     let out = cli(
         d,
         &[
@@ -349,8 +372,11 @@ async fn cli_manages_clients_and_users() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let db = std::fs::read(d.join("data/custos.db")).unwrap();
-    assert!(!contains(&db, b"another long passphrase"));
+    // On SQLite, the file itself never holds the password (on Postgres there is no file to scan).
+    if database_for(d).starts_with("sqlite:") {
+        let db = std::fs::read(d.join("data/custos.db")).unwrap();
+        assert!(!contains(&db, b"another long passphrase"));
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

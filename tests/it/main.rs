@@ -2,5 +2,8 @@
 
 mod cli;
 mod discovery;
+mod ephemeral;
+mod faults;
+mod proxy;
 mod support;
 mod token;
