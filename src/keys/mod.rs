@@ -75,11 +75,44 @@ pub trait Signer: Send + Sync {
     fn sign_jws(&self, alg: Alg, typ: &str, payload: &[u8]) -> Result<String, KeysError>;
     /// The JWKS document, serialised once per key-set change.
     fn jwks(&self) -> Bytes;
+    /// The active key for `alg`, pinned: for JWS builders outside this module (openidconnect's ID
+    /// tokens) that ask for the `kid` and the signature separately. Both come from the handle, so a
+    /// rotation between the two calls cannot pair one key's `kid` with another key's signature.
+    fn active_key(&self, alg: Alg) -> Result<Arc<dyn SigningKey>, KeysError>;
+}
+
+/// One signing key, fixed for the lifetime of the handle.
+pub trait SigningKey: Send + Sync {
+    fn alg(&self) -> Alg;
+    fn kid(&self) -> &str;
+    /// The JWK exactly as published in the JWKS: public members plus `kid`, `alg` and `use`.
+    fn public_jwk(&self) -> &Value;
+    /// The raw JWS signature over `msg` (RS256: PKCS#1 v1.5 SHA-256; ES256: fixed-length r||s;
+    /// EdDSA: Ed25519).
+    fn sign_raw(&self, msg: &[u8]) -> Result<Vec<u8>, KeysError>;
 }
 
 struct LoadedKey {
     kid: String,
+    alg: Alg,
+    /// The stored row's published JWK (what verifiers find in the JWKS under `kid`).
+    jwk: Value,
     pair: KeyPairKind,
+}
+
+impl SigningKey for LoadedKey {
+    fn alg(&self) -> Alg {
+        self.alg
+    }
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+    fn public_jwk(&self) -> &Value {
+        &self.jwk
+    }
+    fn sign_raw(&self, msg: &[u8]) -> Result<Vec<u8>, KeysError> {
+        Ok(self.pair.sign(msg)?)
+    }
 }
 
 struct KeySet {
@@ -185,7 +218,6 @@ fn build_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeysError> {
         }
         let jwk: Value =
             serde_json::from_str(&r.public_jwk).map_err(|_| KeysError::Corrupt(r.kid.clone()))?;
-        published.push(jwk);
         // Of several active keys for one algorithm (two replicas' first starts raced), the oldest signs;
         // every replica makes the same choice because rows come ordered by creation.
         if state == KeyState::Active && !active.contains_key(&alg) {
@@ -196,17 +228,23 @@ fn build_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeysError> {
                     source,
                 })?;
             let pair = jwk::load(alg, &pkcs8)?;
-            if jwk::thumbprint(&pair.public_members()) != r.kid {
+            // The header's kid comes from the published JWK (see `SigningKey`): it must name this key.
+            if jwk::thumbprint(&pair.public_members()) != r.kid
+                || jwk.get("kid").and_then(Value::as_str) != Some(r.kid.as_str())
+            {
                 return Err(KeysError::Corrupt(r.kid.clone()));
             }
             active.insert(
                 alg,
                 Arc::new(LoadedKey {
                     kid: r.kid.clone(),
+                    alg,
+                    jwk: jwk.clone(),
                     pair,
                 }),
             );
         }
+        published.push(jwk);
     }
     let jwks = Bytes::from(json!({ "keys": published }).to_string());
     Ok(KeySet { active, jwks })
@@ -229,5 +267,15 @@ impl Signer for Keyring {
 
     fn jwks(&self) -> Bytes {
         self.current().jwks.clone()
+    }
+
+    fn active_key(&self, alg: Alg) -> Result<Arc<dyn SigningKey>, KeysError> {
+        let key = self
+            .current()
+            .active
+            .get(&alg)
+            .cloned()
+            .ok_or(KeysError::NoActiveKey(alg))?;
+        Ok(key)
     }
 }
