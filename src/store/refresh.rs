@@ -1,0 +1,567 @@
+//! Refresh tokens: families and one-time rotation, durable in SQL.
+//!
+//! A family is one grant to one client for one user (and maybe one browser session); every rotation
+//! marks the presented token used and adds its successor to the family. Presenting a used token again
+//! is reuse: the whole family is revoked (RFC 9700 §4.14.2), unless it happens within a short grace
+//! window, where the same successor is handed back so a client that lost the response to a network
+//! error can retry without being logged out.
+//!
+//! Why SQL and not the ephemeral store (Redis): the family must be durable in SQL anyway (it outlives
+//! restarts and a Redis flush, and "sign out everywhere" and reuse detection need it long after the
+//! token was last used). Rotation itself needs only one conditional
+//! `UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`: its
+//! `rows_affected` elects exactly one winner, atomically across any number of replicas, on SQLite (one
+//! writer at a time; the transaction begins `IMMEDIATE`) and on Postgres (row lock; a loser waits for the
+//! winner's commit, then re-checks `used_at IS NULL` under READ COMMITTED and matches nothing). The
+//! successor is inserted in the same transaction. No second system sits in the critical path, and no
+//! read-then-write race exists: the reads before the UPDATE only reject early; the UPDATE decides.
+//!
+//! Secrets at rest: a token is `cst_rt_` + 256 bits from the OS CSPRNG (base64url); only its SHA-256
+//! is stored. For the grace window the successor is kept sealed under the KEK with the presented
+//! token's hash as associated data, so a database dump still redeems nothing; the sealed copy is
+//! dropped once the successor is used, when the family is revoked, or by `clear_stale_successors`.
+//!
+//! This module owns the `refresh_families` and `refresh_tokens` tables only; the `refresh_token` grant
+//! (client authentication, audit, HTTP answers) lives in `oauth`.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use zeroize::Zeroizing;
+
+use super::entity::{refresh_families, refresh_tokens};
+use super::{SecretHash, Store, StoreError, list_from_db, list_to_db};
+use crate::keys::seal::Kek;
+
+/// Every refresh token starts with this, so a leaked one can be found by grep.
+pub const REFRESH_TOKEN_PREFIX: &str = "cst_rt_";
+/// `revoked_reason` of a family revoked because a used token came back.
+pub const REVOKED_FOR_REUSE: &str = "reuse";
+/// `revoked_reason` of a family revoked through one of its tokens (RFC 7009).
+pub const REVOKED_BY_CLIENT: &str = "revoked";
+
+const TOKEN_BYTES: usize = 32;
+/// base64url of 32 bytes without padding.
+const TOKEN_CHARS: usize = 43;
+
+/// A refresh token as handed to a client. Never stored; `Debug` prints nothing of it.
+pub struct RefreshToken(Zeroizing<String>);
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken(..)")
+    }
+}
+
+impl RefreshToken {
+    fn generate() -> Result<RefreshToken, StoreError> {
+        let mut buf = Zeroizing::new([0u8; TOKEN_BYTES]);
+        SystemRandom::new()
+            .fill(buf.as_mut())
+            .map_err(|_| no_randomness())?;
+        let mut s = Zeroizing::new(String::with_capacity(
+            REFRESH_TOKEN_PREFIX.len() + TOKEN_CHARS,
+        ));
+        s.push_str(REFRESH_TOKEN_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(buf.as_ref(), &mut s);
+        Ok(RefreshToken(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+}
+
+fn no_randomness() -> StoreError {
+    StoreError::Db(DbErr::Custom(
+        "the OS random number generator failed".into(),
+    ))
+}
+
+/// The hash a well-formed token is stored under; `None` for anything that cannot be one of ours.
+fn parse_token(s: &str) -> Option<String> {
+    let body = s.strip_prefix(REFRESH_TOKEN_PREFIX)?;
+    let well_formed = body.len() == TOKEN_CHARS
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then(|| SecretHash::of(s).to_db())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshFamily {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    /// What the user granted; a rotation may narrow a token's scope within it, never widen past it.
+    pub scope: Vec<String>,
+    pub session_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub created_at: i64,
+    pub absolute_expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+impl TryFrom<refresh_families::Model> for RefreshFamily {
+    type Error = StoreError;
+    fn try_from(m: refresh_families::Model) -> Result<Self, StoreError> {
+        Ok(RefreshFamily {
+            scope: list_from_db(&m.scope, "refresh family scope")?,
+            id: m.id,
+            user_id: m.user_id,
+            client_id: m.client_id,
+            session_id: m.session_id,
+            auth_time: m.auth_time,
+            created_at: m.created_at,
+            absolute_expires_at: m.absolute_expires_at,
+            revoked_at: m.revoked_at,
+            revoked_reason: m.revoked_reason,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRefreshFamily {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: Vec<String>,
+    pub session_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub now: i64,
+    /// Lifetime of the family, whatever the rotations.
+    pub absolute_ttl_secs: u64,
+    /// Lifetime of each token unless rotated (capped by the family's).
+    pub idle_ttl_secs: u64,
+}
+
+/// No `Debug`: it holds the presented token.
+#[derive(Clone, Copy)]
+pub struct RotateRequest<'a> {
+    /// The token as presented; anything not shaped like one is simply `Invalid`.
+    pub token: &'a str,
+    /// The authenticated client; a token of another client's family is `Invalid`.
+    pub client_id: &'a str,
+    /// A narrower scope (within the family's); `None` keeps the presented token's scope.
+    pub scope: Option<&'a [String]>,
+    pub now: i64,
+    pub idle_ttl_secs: u64,
+    /// How long after a rotation the rotated token still returns the same successor: a replay at
+    /// `used_at + grace_secs` or later is reuse. 0 = never, and then no successor is kept at all.
+    pub grace_secs: u64,
+}
+
+/// A token to hand out, the family it belongs to and the scope it carries.
+#[derive(Debug)]
+pub struct IssuedRefresh {
+    pub token: RefreshToken,
+    pub family: RefreshFamily,
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Rotation {
+    /// The presented token was live and is now used; here is its successor.
+    Rotated(IssuedRefresh),
+    /// The presented token was rotated moments ago (within the grace window): the same successor again.
+    GraceReplay(IssuedRefresh),
+    /// A used token came back outside the grace window: its family is now revoked (returned as stored
+    /// after the revocation). Also when the family was revoked before (its first reason is kept), so
+    /// every replay can be audited. The caller answers `invalid_grant` and writes an audit event.
+    Reused { family: RefreshFamily },
+    /// The requested scope is not within the family's; the token was not used up.
+    InvalidScope,
+    /// Unknown, expired (idle or absolute), revoked, or another client's: `invalid_grant`.
+    Invalid,
+}
+
+fn secs(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// A transaction whose first statement writes: SQLite takes the write lock at `BEGIN IMMEDIATE`
+    /// (waiting under the busy timeout instead of failing on a stale snapshot), Postgres runs READ
+    /// COMMITTED whatever the server default, so a losing conditional UPDATE matches nothing rather
+    /// than failing with a serialization error.
+    async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                isolation_level: postgres.then_some(IsolationLevel::ReadCommitted),
+                access_mode: None,
+                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
+            })
+            .await?)
+    }
+
+    /// Records a new family and returns it with its first token.
+    pub async fn create_family(
+        &self,
+        f: NewRefreshFamily,
+    ) -> Result<(RefreshFamily, RefreshToken), StoreError> {
+        let family = RefreshFamily {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: f.user_id,
+            client_id: f.client_id,
+            scope: f.scope,
+            session_id: f.session_id,
+            auth_time: f.auth_time,
+            created_at: f.now,
+            absolute_expires_at: f.now.saturating_add(secs(f.absolute_ttl_secs)),
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        let token = RefreshToken::generate()?;
+        let txn = self.begin_write().await?;
+        refresh_families::Entity::insert(refresh_families::ActiveModel {
+            id: Set(family.id.clone()),
+            user_id: Set(family.user_id.clone()),
+            client_id: Set(family.client_id.clone()),
+            scope: Set(list_to_db(&family.scope)),
+            session_id: Set(family.session_id.clone()),
+            auth_time: Set(family.auth_time),
+            created_at: Set(family.created_at),
+            absolute_expires_at: Set(family.absolute_expires_at),
+            revoked_at: Set(None),
+            revoked_reason: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        insert_token(
+            &txn,
+            &token,
+            &family,
+            None,
+            &family.scope,
+            f.now,
+            secs(f.idle_ttl_secs),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok((family, token))
+    }
+
+    /// Redeems a refresh token for its successor; see [`Rotation`] for the outcomes.
+    pub async fn rotate(&self, req: RotateRequest<'_>, kek: &Kek) -> Result<Rotation, StoreError> {
+        let Some(hash) = parse_token(req.token) else {
+            return Ok(Rotation::Invalid);
+        };
+        // A lost race is settled on the next round, which reads the winner's committed row; a third
+        // round would mean the winner rolled back and we lost again to yet another winner.
+        for _ in 0..3 {
+            let Some(tok) = refresh_tokens::Entity::find_by_id(hash.clone())
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            let Some(fam) = refresh_families::Entity::find_by_id(tok.family_id.clone())
+                .one(&self.db)
+                .await?
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            if fam.client_id != req.client_id || req.now >= fam.absolute_expires_at {
+                return Ok(Rotation::Invalid);
+            }
+            let family = RefreshFamily::try_from(fam)?;
+            if let Some(used_at) = tok.used_at {
+                return self.replayed(&tok, family, used_at, &req, kek).await;
+            }
+            if family.revoked_at.is_some() || req.now >= tok.expires_at {
+                return Ok(Rotation::Invalid);
+            }
+            let scope = match req.scope {
+                None => list_from_db(&tok.scope, "refresh token scope")?,
+                Some(asked) if asked.iter().all(|s| family.scope.contains(s)) => {
+                    let mut v: Vec<String> = Vec::with_capacity(asked.len());
+                    for s in asked {
+                        if !v.contains(s) {
+                            v.push(s.clone());
+                        }
+                    }
+                    v
+                }
+                Some(_) => return Ok(Rotation::InvalidScope),
+            };
+
+            let next = RefreshToken::generate()?;
+            let sealed = if req.grace_secs > 0 {
+                Some(
+                    kek.seal(&hash, next.as_str().as_bytes())
+                        .map_err(|_| no_randomness())?,
+                )
+            } else {
+                None
+            };
+            let txn = self.begin_write().await?;
+            // The one statement that decides who rotates.
+            let won = refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::UsedAt, Expr::value(req.now))
+                .col_expr(refresh_tokens::Column::SuccessorSealed, Expr::value(sealed))
+                .filter(refresh_tokens::Column::TokenHash.eq(hash.as_str()))
+                .filter(refresh_tokens::Column::UsedAt.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1;
+            if !won {
+                txn.rollback().await?;
+                continue;
+            }
+            insert_token(
+                &txn,
+                &next,
+                &family,
+                Some(hash.clone()),
+                &scope,
+                req.now,
+                secs(req.idle_ttl_secs),
+            )
+            .await?;
+            // The presented token was itself a successor: its parent's grace copy has served its purpose.
+            if let Some(parent) = &tok.parent_hash {
+                clear_successor(&txn, refresh_tokens::Column::TokenHash.eq(parent.as_str()))
+                    .await?;
+            }
+            txn.commit().await?;
+            return Ok(Rotation::Rotated(IssuedRefresh {
+                token: next,
+                family,
+                scope,
+            }));
+        }
+        Err(StoreError::Db(DbErr::Custom(
+            "refresh token rotation did not settle".into(),
+        )))
+    }
+
+    /// A used token came back: the same successor within the grace window, else the family is revoked.
+    async fn replayed(
+        &self,
+        tok: &refresh_tokens::Model,
+        family: RefreshFamily,
+        used_at: i64,
+        req: &RotateRequest<'_>,
+        kek: &Kek,
+    ) -> Result<Rotation, StoreError> {
+        let in_grace = req.grace_secs > 0
+            && req.now < used_at.saturating_add(secs(req.grace_secs))
+            && family.revoked_at.is_none();
+        if in_grace && let Some(sealed) = &tok.successor_sealed {
+            let plain = kek
+                .open(&tok.token_hash, sealed)
+                .map_err(|_| StoreError::Corrupt("sealed refresh token successor".into()))?;
+            let text = std::str::from_utf8(&plain)
+                .map_err(|_| StoreError::Corrupt("sealed refresh token successor".into()))?;
+            let token = RefreshToken(Zeroizing::new(text.to_string()));
+            // The sealed copy is cleared when the successor is used, but that may have happened since
+            // the read above; a used successor means the client has moved on, so this is reuse.
+            if let Some(next) = refresh_tokens::Entity::find_by_id(token.hash().to_db())
+                .one(&self.db)
+                .await?
+                && next.used_at.is_none()
+            {
+                let scope = list_from_db(&next.scope, "refresh token scope")?;
+                return Ok(Rotation::GraceReplay(IssuedRefresh {
+                    token,
+                    family,
+                    scope,
+                }));
+            }
+        }
+        self.revoke_family(&family.id, REVOKED_FOR_REUSE, req.now)
+            .await?;
+        let family = match refresh_families::Entity::find_by_id(family.id.clone())
+            .one(&self.db)
+            .await?
+        {
+            Some(m) => RefreshFamily::try_from(m)?,
+            None => family,
+        };
+        Ok(Rotation::Reused { family })
+    }
+
+    /// Revokes a family (every token in it stops working at once). True when this call revoked it,
+    /// false when it was already revoked or does not exist. The first reason given is kept.
+    pub async fn revoke_family(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = refresh_families::Entity::update_many()
+            .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
+            .col_expr(
+                refresh_families::Column::RevokedReason,
+                Expr::value(reason.to_string()),
+            )
+            .filter(refresh_families::Column::Id.eq(id))
+            .filter(refresh_families::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        clear_successor(&self.db, refresh_tokens::Column::FamilyId.eq(id)).await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// RFC 7009 for refresh tokens: revokes the family of `token` when it belongs to `client_id`.
+    /// True when the token was one of this client's (whether or not already revoked).
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(hash) = parse_token(token) else {
+            return Ok(false);
+        };
+        let Some(tok) = refresh_tokens::Entity::find_by_id(hash)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let owned = refresh_families::Entity::find_by_id(tok.family_id.clone())
+            .one(&self.db)
+            .await?
+            .is_some_and(|f| f.client_id == client_id);
+        if owned {
+            self.revoke_family(&tok.family_id, REVOKED_BY_CLIENT, now)
+                .await?;
+        }
+        Ok(owned)
+    }
+
+    pub async fn refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        refresh_families::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(RefreshFamily::try_from)
+            .transpose()
+    }
+
+    /// The user's families that are neither revoked nor past their absolute lifetime, oldest first.
+    pub async fn families_for_user(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError> {
+        refresh_families::Entity::find()
+            .filter(refresh_families::Column::UserId.eq(user_id))
+            .filter(refresh_families::Column::RevokedAt.is_null())
+            .filter(refresh_families::Column::AbsoluteExpiresAt.gt(now))
+            .order_by_asc(refresh_families::Column::CreatedAt)
+            .order_by_asc(refresh_families::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(RefreshFamily::try_from)
+            .collect()
+    }
+
+    /// Revokes every live family tied to a browser session (logout); returns how many.
+    pub async fn revoke_families_for_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let r = refresh_families::Entity::update_many()
+            .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
+            .col_expr(
+                refresh_families::Column::RevokedReason,
+                Expr::value(reason.to_string()),
+            )
+            .filter(refresh_families::Column::SessionId.eq(session_id))
+            .filter(refresh_families::Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        // Sealed successors of these families are useless now (rotation checks the family first) and
+        // go with `clear_stale_successors` once their grace window has passed.
+        Ok(r.rows_affected)
+    }
+
+    /// Drops the sealed successor copies whose grace window has passed; for the periodic job.
+    pub async fn clear_stale_successors(
+        &self,
+        now: i64,
+        grace_secs: u64,
+    ) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(secs(grace_secs));
+        clear_successor(&self.db, refresh_tokens::Column::UsedAt.lte(cutoff)).await
+    }
+
+    /// Deletes the families past their absolute lifetime, with their tokens; returns how many families.
+    /// Revoked families stay until then, so a replayed token is still recognised as reuse.
+    pub async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError> {
+        let txn = self.begin_write().await?;
+        refresh_tokens::Entity::delete_many()
+            .filter(
+                refresh_tokens::Column::FamilyId.in_subquery(
+                    Query::select()
+                        .column(refresh_families::Column::Id)
+                        .from(refresh_families::Entity)
+                        .and_where(refresh_families::Column::AbsoluteExpiresAt.lte(now))
+                        .to_owned(),
+                ),
+            )
+            .exec(&txn)
+            .await?;
+        let r = refresh_families::Entity::delete_many()
+            .filter(refresh_families::Column::AbsoluteExpiresAt.lte(now))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(r.rows_affected)
+    }
+}
+
+async fn insert_token(
+    db: &impl ConnectionTrait,
+    token: &RefreshToken,
+    family: &RefreshFamily,
+    parent_hash: Option<String>,
+    scope: &[String],
+    now: i64,
+    idle_ttl: i64,
+) -> Result<(), StoreError> {
+    refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+        token_hash: Set(token.hash().to_db()),
+        family_id: Set(family.id.clone()),
+        parent_hash: Set(parent_hash),
+        scope: Set(list_to_db(scope)),
+        created_at: Set(now),
+        expires_at: Set(now.saturating_add(idle_ttl).min(family.absolute_expires_at)),
+        used_at: Set(None),
+        successor_sealed: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets `successor_sealed` to NULL on the rows matching `filter` that still hold one.
+async fn clear_successor(db: &impl ConnectionTrait, filter: Expr) -> Result<u64, StoreError> {
+    Ok(refresh_tokens::Entity::update_many()
+        .col_expr(
+            refresh_tokens::Column::SuccessorSealed,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(filter)
+        .filter(refresh_tokens::Column::SuccessorSealed.is_not_null())
+        .exec(db)
+        .await?
+        .rows_affected)
+}
