@@ -29,6 +29,11 @@ pub struct AppState {
     pub clients: Arc<ClientDirectory>,
     pub discovery: Bytes,
     pub jwks_cache_control: HeaderValue,
+    /// Seals what must survive a database dump unusable (refresh successors in the grace window).
+    pub kek: Arc<Kek>,
+    /// An argon2id hash of nothing, made on first use with the configured parameters: unknown emails
+    /// are checked against it so that they cost what a real check costs.
+    pub dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,8 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         clients,
         discovery,
         jwks_cache_control,
+        kek: Arc::new(kek),
+        dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
     })
 }
 

@@ -123,6 +123,13 @@ pub struct CreateClient {
     /// Access-token lifetime override, seconds.
     #[arg(long)]
     pub access_token_ttl: Option<u64>,
+    /// Seconds after a refresh-token rotation during which the old token yields the same successor
+    /// (0 = strict: any reuse revokes the family).
+    #[arg(long, default_value_t = 0)]
+    pub refresh_reuse_grace_secs: u64,
+    /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long)]
+    pub id_token_alg: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -266,6 +273,8 @@ async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Fail
                 access_token_ttl_secs: c.access_token_ttl,
                 refresh_token_ttl_secs: None,
                 id_token_ttl_secs: None,
+                refresh_reuse_grace_secs: c.refresh_reuse_grace_secs,
+                id_token_signed_response_alg: c.id_token_alg,
             };
             let (client, secret) = clients::create(&store, n, now).await?;
             crate::audit::record(

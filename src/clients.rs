@@ -47,6 +47,8 @@ pub struct NewClient {
     pub access_token_ttl_secs: Option<u64>,
     pub refresh_token_ttl_secs: Option<u64>,
     pub id_token_ttl_secs: Option<u64>,
+    pub refresh_reuse_grace_secs: u64,
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +192,23 @@ pub async fn create(
         (None, Some(r)) => r.clone(),
         (None, None) => id.clone(),
     };
+    if n.refresh_reuse_grace_secs > 300 {
+        return Err(invalid(
+            "refresh_reuse_grace_secs",
+            format!(
+                "`{}` is out of range; allowed 0..=300",
+                n.refresh_reuse_grace_secs
+            ),
+        ));
+    }
+    if let Some(a) = &n.id_token_signed_response_alg
+        && crate::config::Alg::parse(a).is_none()
+    {
+        return Err(invalid(
+            "id_token_signed_response_alg",
+            format!("`{a}` is not one of RS256, ES256, EdDSA"),
+        ));
+    }
     let secret = (!n.public).then(|| Zeroizing::new(random_token(32)));
     let client = Client {
         secret_hash: secret.as_ref().map(|s| SecretHash::of(s)),
@@ -207,6 +226,8 @@ pub async fn create(
         id_token_ttl_secs: n.id_token_ttl_secs,
         skip_consent: n.skip_consent,
         post_logout_redirect_uris: n.post_logout_redirect_uris,
+        refresh_reuse_grace_secs: n.refresh_reuse_grace_secs,
+        id_token_signed_response_alg: n.id_token_signed_response_alg,
         created_at: now,
         updated_at: now,
     };

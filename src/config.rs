@@ -26,6 +26,9 @@ const KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "refresh_token_idle_ttl_secs",
     "authorization_code_ttl_secs",
+    "session_idle_ttl_secs",
+    "session_absolute_ttl_secs",
+    "require_pkce_for_confidential",
     "access_token_alg",
     "jwks_max_age_secs",
     "client_cache_ttl_secs",
@@ -105,6 +108,12 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     pub refresh_token_idle_ttl_secs: u64,
     pub authorization_code_ttl_secs: u64,
+    /// A browser session ends after this long without use …
+    pub session_idle_ttl_secs: u64,
+    /// … and after this long in any case.
+    pub session_absolute_ttl_secs: u64,
+    /// PKCE for confidential clients too (public clients always need it).
+    pub require_pkce_for_confidential: bool,
     pub access_token_alg: String,
     pub jwks_max_age_secs: u64,
     /// How long a replica may serve a client record from memory; 0 reads the database every time.
@@ -133,6 +142,9 @@ impl Default for Config {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             refresh_token_idle_ttl_secs: 7 * 24 * 3600,
             authorization_code_ttl_secs: 60,
+            session_idle_ttl_secs: 2 * 3600,
+            session_absolute_ttl_secs: 12 * 3600,
+            require_pkce_for_confidential: true,
             access_token_alg: "ES256".into(),
             jwks_max_age_secs: 300,
             client_cache_ttl_secs: 5,
@@ -171,6 +183,17 @@ pub struct Settings {
     pub issuer_str: String,
     pub listen: SocketAddr,
     pub access_token_alg: Alg,
+}
+
+impl Settings {
+    /// The ID-token algorithm for a client: its registered choice, else RS256 (OIDC's mandatory one).
+    pub fn id_token_alg(&self, client: &crate::store::Client) -> Alg {
+        client
+            .id_token_signed_response_alg
+            .as_deref()
+            .and_then(Alg::parse)
+            .unwrap_or(Alg::RS256)
+    }
 }
 
 impl Config {

@@ -11,5 +11,6 @@ pub mod http;
 pub mod identity;
 pub mod keys;
 pub mod oauth;
+pub mod session;
 pub mod store;
 pub mod views;

@@ -7,12 +7,20 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_foundation;
+mod m20261125_000002_refresh_tokens;
+mod m20261125_000003_consents;
+mod m20261125_000004_client_token_policy;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_foundation::Migration)]
+        vec![
+            Box::new(m20261125_000001_foundation::Migration),
+            Box::new(m20261125_000002_refresh_tokens::Migration),
+            Box::new(m20261125_000003_consents::Migration),
+            Box::new(m20261125_000004_client_token_policy::Migration),
+        ]
     }
 }

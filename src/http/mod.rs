@@ -2,8 +2,10 @@
 //! into typed values and hand them to `oauth`; nothing protocol-specific is decided here.
 
 pub mod authorize;
+pub mod consent;
 pub mod error;
 pub mod health;
+pub mod login;
 pub mod paths;
 pub mod token;
 pub mod wellknown;
@@ -102,6 +104,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::JWKS, get(wellknown::jwks))
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(paths::AUTHORIZE_RESUME, get(authorize::resume))
+        .route(paths::LOGIN, get(login::get).post(login::post))
+        .route(paths::CONSENT, get(consent::get).post(consent::post))
         .route(paths::TOKEN, post(token::token))
         .route(paths::HEALTH_LIVE, get(health::live))
         .route(paths::HEALTH_READY, get(health::ready))

@@ -7,3 +7,6 @@ pub const AUTHORIZE: &str = "/authorize";
 pub const TOKEN: &str = "/token";
 pub const HEALTH_LIVE: &str = "/health/live";
 pub const HEALTH_READY: &str = "/health/ready";
+pub const AUTHORIZE_RESUME: &str = "/authorize/resume";
+pub const LOGIN: &str = "/login";
+pub const CONSENT: &str = "/consent";

@@ -1,5 +1,6 @@
 //! People: accounts and their passwords. Sign-in flows arrive with the code-flow issue.
 
+pub mod login;
 pub mod password;
 
 /// Trims the address and lower-cases its domain (the local part is the mail server's business).

@@ -65,6 +65,18 @@ pub async fn hash(pw: Zeroizing<String>, params: HashParams) -> Result<String, P
         .map_err(|_| PasswordError::Hash)?
 }
 
+/// True when the stored hash is not argon2id or uses weaker parameters than configured.
+pub fn needs_rehash(phc: &str, want: HashParams) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return true;
+    };
+    if h.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    let get = |k: &str| h.params.get_decimal(k).unwrap_or(0);
+    get("m") < want.memory_kib || get("t") < want.iterations || get("p") < want.parallelism
+}
+
 pub fn verify_blocking(pw: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
         Ok(h) => Argon2::default().verify_password(pw.as_bytes(), &h).is_ok(),
@@ -87,5 +99,14 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{h}");
         assert!(verify_blocking("correct horse battery", &h));
         assert!(!verify_blocking("wrong horse battery", &h));
+        assert!(!needs_rehash(&h, p));
+        assert!(needs_rehash(
+            &h,
+            HashParams {
+                memory_kib: 128,
+                ..p
+            }
+        ));
+        assert!(needs_rehash("$2b$12$invalidbcrypt", p));
     }
 }

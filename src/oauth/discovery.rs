@@ -10,18 +10,22 @@ pub fn metadata(s: &Settings) -> Value {
     let url = |p: &str| format!("{}{p}", s.issuer_str);
     json!({
         "issuer": s.issuer_str,
-        // OIDC Discovery requires an authorization endpoint; until browser sign-in lands it validates
-        // the client and redirect URI and answers `temporarily_unavailable`.
         "authorization_endpoint": url(paths::AUTHORIZE),
         "token_endpoint": url(paths::TOKEN),
         "jwks_uri": url(paths::JWKS),
+        "scopes_supported": crate::oauth::authorize::OIDC_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": Alg::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
     })
 }

@@ -35,6 +35,14 @@ pub struct AccessTokenClaims<'a> {
     pub client_id: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<&'a str>,
 }
 
 pub fn new_jti() -> String {
@@ -48,4 +56,13 @@ pub fn sign_access_token(
 ) -> Result<String, KeysError> {
     let payload = serde_json::to_vec(claims).map_err(|_| KeysError::Corrupt("claims".into()))?;
     signer.sign_jws(alg, "at+jwt", &payload)
+}
+
+/// Base64url SHA-256: how codes, session ids and flow cookies are keyed at rest.
+pub fn sha256_b64(v: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        v.as_bytes(),
+    ))
 }

@@ -4,7 +4,14 @@
 //! There is one implementation on purpose: the SQL dialect is sea-orm's business, so a trait per
 //! repository would only be a second copy of every signature.
 
+mod consents;
 mod entity;
+mod refresh;
+
+pub use refresh::{
+    IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
+    RefreshFamily, RefreshToken, RotateRequest, Rotation,
+};
 
 use std::time::Duration;
 
@@ -92,6 +99,10 @@ pub struct Client {
     pub id_token_ttl_secs: Option<u64>,
     pub skip_consent: bool,
     pub post_logout_redirect_uris: Vec<String>,
+    /// After a rotation, how long the rotated refresh token still yields the same successor.
+    pub refresh_reuse_grace_secs: u64,
+    /// `RS256` (default), `ES256` or `EdDSA`.
+    pub id_token_signed_response_alg: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -170,6 +181,8 @@ impl TryFrom<clients::Model> for Client {
             access_token_ttl_secs: ttl_from_db(m.access_token_ttl_secs),
             refresh_token_ttl_secs: ttl_from_db(m.refresh_token_ttl_secs),
             id_token_ttl_secs: ttl_from_db(m.id_token_ttl_secs),
+            refresh_reuse_grace_secs: u64::try_from(m.refresh_reuse_grace_secs).unwrap_or(0),
+            id_token_signed_response_alg: m.id_token_signed_response_alg,
             id: m.id,
             name: m.name,
             public: m.public,
@@ -296,6 +309,8 @@ impl Store {
             id_token_ttl_secs: Set(ttl_to_db(c.id_token_ttl_secs)),
             skip_consent: Set(c.skip_consent),
             post_logout_redirect_uris: Set(list_to_db(&c.post_logout_redirect_uris)),
+            refresh_reuse_grace_secs: Set(i64::try_from(c.refresh_reuse_grace_secs).unwrap_or(0)),
+            id_token_signed_response_alg: Set(c.id_token_signed_response_alg.clone()),
             created_at: Set(c.created_at),
             updated_at: Set(c.updated_at),
         };

@@ -10,3 +10,34 @@ pub struct ErrorPage {
     pub message: String,
     pub code: &'static str,
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub client_name: String,
+    pub req: String,
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<&'static str>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub client_name: String,
+    pub user_email: String,
+    pub scopes: Vec<String>,
+    pub req: String,
+    pub csrf: String,
+}
+
+/// The consent page speaks of scopes in plain words.
+pub fn describe_scope(s: &str) -> String {
+    match s {
+        "openid" => "Confirm who you are".into(),
+        "profile" => "See your name and profile".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Stay connected to your account while you are away".into(),
+        other => format!("Use the permission “{other}”"),
+    }
+}

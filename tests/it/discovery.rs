@@ -79,13 +79,18 @@ async fn rfc8414_metadata_matches_openid_configuration() {
     assert_eq!(a, b);
     assert_eq!(
         a["grant_types_supported"],
-        serde_json::json!(["client_credentials"]),
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"]),
         "only what works is advertised"
     );
     assert_eq!(
         a["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+    assert_eq!(
+        a["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(a["response_types_supported"], serde_json::json!(["code"]));
     // Every advertised endpoint answers (not 404).
     for key in ["token_endpoint", "jwks_uri", "authorization_endpoint"] {
         let url = a[key].as_str().unwrap();

@@ -1,9 +1,12 @@
 //! The one integration-test binary: every module here links into it.
 
+mod browser;
 mod cli;
+mod code_flow;
 mod discovery;
 mod ephemeral;
 mod faults;
 mod proxy;
+mod refresh_store;
 mod support;
 mod token;

@@ -98,6 +98,10 @@ pub fn issue(
         jti: tokens::new_jti(),
         client_id: &client.id,
         scope: &scope,
+        auth_time: None,
+        acr: None,
+        amr: None,
+        sid: None,
     };
     let token = tokens::sign_access_token(
         state.signer.as_ref(),

@@ -1,7 +1,9 @@
 //! The token endpoint's grants. A request is parsed into a `GrantRequest` at the edge, so no handler
 //! matches on strings; each grant lives in its own file.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;
 
 use serde::Serialize;
 
@@ -40,6 +42,8 @@ impl Params {
 }
 
 pub enum GrantRequest {
+    AuthorizationCode(authorization_code::Request),
+    RefreshToken(refresh_token::Request),
     ClientCredentials(client_credentials::Request),
 }
 
@@ -49,6 +53,12 @@ impl GrantRequest {
             None => Err(OAuthError::invalid_request(
                 "missing parameter `grant_type`",
             )),
+            Some("authorization_code") => Ok(GrantRequest::AuthorizationCode(
+                authorization_code::Request::parse(p)?,
+            )),
+            Some("refresh_token") => Ok(GrantRequest::RefreshToken(refresh_token::Request::parse(
+                p,
+            )?)),
             Some("client_credentials") => Ok(GrantRequest::ClientCredentials(
                 client_credentials::Request::parse(p)?,
             )),
@@ -64,6 +74,8 @@ impl GrantRequest {
 
     pub fn name(&self) -> &'static str {
         match self {
+            GrantRequest::AuthorizationCode(_) => "authorization_code",
+            GrantRequest::RefreshToken(_) => "refresh_token",
             GrantRequest::ClientCredentials(_) => "client_credentials",
         }
     }
@@ -94,6 +106,8 @@ pub async fn handle(
         ));
     }
     match req {
+        GrantRequest::AuthorizationCode(r) => authorization_code::issue(state, &auth, r).await,
+        GrantRequest::RefreshToken(r) => refresh_token::issue(state, &auth, r).await,
         GrantRequest::ClientCredentials(r) => client_credentials::issue(state, &auth, r),
     }
 }

@@ -20,6 +20,8 @@ pub struct Model {
     pub id_token_ttl_secs: Option<i64>,
     pub skip_consent: bool,
     pub post_logout_redirect_uris: String,
+    pub refresh_reuse_grace_secs: i64,
+    pub id_token_signed_response_alg: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -2,5 +2,8 @@
 
 pub mod audit_events;
 pub mod clients;
+pub mod consents;
+pub mod refresh_families;
+pub mod refresh_tokens;
 pub mod signing_keys;
 pub mod users;

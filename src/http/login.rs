@@ -1,0 +1,130 @@
+//! `GET|POST /login`: the sign-in page of a pending authorization request.
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use zeroize::Zeroizing;
+
+use super::authorize::{ReqQuery, expired_page, page, see_other, unavailable_page};
+use super::paths;
+use crate::app::AppState;
+use crate::oauth::grants::Params;
+use crate::session::{self, Session};
+use crate::views::LoginPage;
+
+async fn client_name(s: &AppState, id: &str) -> String {
+    match s.clients.get(id).await {
+        Ok(Some(c)) => c.name.clone(),
+        _ => id.to_string(),
+    }
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ReqQuery>,
+) -> Response {
+    let pending = match session::load_pending(&s, &headers, &q.req).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return expired_page(),
+        Err(_) => return unavailable_page(),
+    };
+    let mut r = LoginPage {
+        client_name: client_name(&s, &pending.request.client_id).await,
+        req: q.req,
+        csrf: pending.csrf,
+        email: pending.request.login_hint.unwrap_or_default(),
+        error: None,
+    }
+    .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+pub fn csrf_failure() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was not sent from this page or is too old. Go back and try again.",
+        "invalid_request",
+    )
+}
+
+pub async fn post(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !super::token::is_form(&headers) {
+        return csrf_failure();
+    }
+    let p = Params::parse(&body);
+    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
+    let req = field("req");
+    let mut pending = match session::load_pending(&s, &headers, &req).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return expired_page(),
+        Err(_) => return unavailable_page(),
+    };
+    if !session::csrf_matches(&pending.csrf, &field("csrf")) {
+        return csrf_failure();
+    }
+    let email = field("email");
+    let password = Zeroizing::new(field("password"));
+    let user = match crate::identity::login::password_login(
+        &s,
+        &email,
+        password,
+        Some(peer.ip().to_string()),
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "login: database unavailable");
+            return unavailable_page();
+        }
+    };
+    let Some(user) = user else {
+        let mut r = LoginPage {
+            client_name: client_name(&s, &pending.request.client_id).await,
+            req,
+            csrf: pending.csrf,
+            email,
+            error: Some("Incorrect email or password."),
+        }
+        .into_response();
+        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        return r;
+    };
+    let now = s.clock.now();
+    let sess = Session {
+        sid: crate::clients::random_token(16),
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: vec!["pwd".into()],
+        acr: crate::session::ACR_PASSWORD.into(),
+        created_at: now,
+        absolute_expires_at: now + s.settings.raw.session_absolute_ttl_secs as i64,
+    };
+    let previous = session::cookie(&headers, &session::cookie_name(&s, session::SESSION));
+    let id = match session::start(&s, previous.as_deref(), &sess).await {
+        Ok(id) => id,
+        Err(_) => return unavailable_page(),
+    };
+    pending.login_done_at = Some(now);
+    if session::save_pending(&s, &req, &pending).await.is_err() {
+        return unavailable_page();
+    }
+    let mut r = see_other(&format!("{}?req={req}", paths::AUTHORIZE_RESUME));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(&s, session::SESSION, &id, None),
+    );
+    r
+}
