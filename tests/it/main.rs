@@ -8,5 +8,6 @@ mod ephemeral;
 mod faults;
 mod proxy;
 mod refresh_store;
+mod replicas;
 mod support;
 mod token;

@@ -61,7 +61,10 @@ impl Builder {
             config.redis_url = Some(SecretString(url));
             config.redis_prefix = prefix;
         }
-        config.issuer = format!("http://{addr}");
+        // Replicas behind one load balancer share an issuer: keep one that a test chose.
+        if config.issuer == Config::default().issuer {
+            config.issuer = format!("http://{addr}");
+        }
         config.listen = addr.to_string();
         let settings = config.validate().expect("test config is valid");
         let clock = Arc::new(FixedClock::new(T0));
