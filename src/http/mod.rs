@@ -2,12 +2,18 @@
 //! into typed values and hand them to `oauth`; nothing protocol-specific is decided here.
 
 pub mod authorize;
+pub mod bearer;
+pub mod client_form;
 pub mod consent;
 pub mod error;
 pub mod health;
+pub mod introspect;
 pub mod login;
+pub mod logout;
 pub mod paths;
+pub mod revoke;
 pub mod token;
+pub mod userinfo;
 pub mod wellknown;
 
 use std::time::Duration;
@@ -29,6 +35,25 @@ use crate::app::AppState;
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The CSP of a page whose form ends, through redirects, at `target` (a registered redirect URI):
+/// browsers apply `form-action` to every redirect after the post, so that origin must be allowed too.
+pub fn csp_with_form_target(target: Option<&str>) -> HeaderValue {
+    let origin = target
+        .and_then(|t| url::Url::parse(t).ok())
+        .map(|u| match u.origin() {
+            url::Origin::Tuple(..) => u.origin().ascii_serialization(),
+            // A private-use scheme (native apps) has no host: allow the scheme.
+            url::Origin::Opaque(_) => format!("{}:", u.scheme()),
+        });
+    let csp = match origin {
+        Some(o) if !o.contains([';', ',', '\'', ' ']) => {
+            CSP.replace("form-action 'self'", &format!("form-action 'self' {o}"))
+        }
+        _ => CSP.to_string(),
+    };
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static(CSP))
+}
 
 async fn css() -> Response {
     (
@@ -107,7 +132,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE_RESUME, get(authorize::resume))
         .route(paths::LOGIN, get(login::get).post(login::post))
         .route(paths::CONSENT, get(consent::get).post(consent::post))
+        .route(paths::LOGOUT, get(logout::get).post(logout::post))
         .route(paths::TOKEN, post(token::token))
+        .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))
+        .route(paths::REVOKE, post(revoke::revoke))
+        .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::HEALTH_LIVE, get(health::live))
         .route(paths::HEALTH_READY, get(health::ready))
         .route("/static/custos.css", get(css))

@@ -10,3 +10,7 @@ pub const HEALTH_READY: &str = "/health/ready";
 pub const AUTHORIZE_RESUME: &str = "/authorize/resume";
 pub const LOGIN: &str = "/login";
 pub const CONSENT: &str = "/consent";
+pub const USERINFO: &str = "/userinfo";
+pub const REVOKE: &str = "/revoke";
+pub const INTROSPECT: &str = "/introspect";
+pub const LOGOUT: &str = "/logout";

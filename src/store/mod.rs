@@ -6,8 +6,10 @@
 
 mod consents;
 mod entity;
+mod introspect;
 mod refresh;
 
+pub use introspect::RefreshTokenState;
 pub use refresh::{
     IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
     RefreshFamily, RefreshToken, RotateRequest, Rotation,

@@ -41,3 +41,12 @@ pub fn describe_scope(s: &str) -> String {
         other => format!("Use the permission “{other}”"),
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub confirm: bool,
+    pub client_name: Option<String>,
+    pub logout_id: String,
+    pub csrf: String,
+}
