@@ -36,6 +36,7 @@ pub async fn get(
         (Ok(Some(c)), Ok(Some(u))) => (c, u),
         _ => return unavailable_page(),
     };
+    let redirect_uri = pending.request.redirect_uri.clone();
     let mut r = ConsentPage {
         client_name: client.name.clone(),
         user_email: user.email,
@@ -51,6 +52,10 @@ pub async fn get(
     .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        super::csp_with_form_target(Some(&redirect_uri)),
+    );
     r
 }
 

@@ -30,6 +30,7 @@ pub async fn get(
         Ok(None) => return expired_page(),
         Err(_) => return unavailable_page(),
     };
+    let redirect_uri = pending.request.redirect_uri.clone();
     let mut r = LoginPage {
         client_name: client_name(&s, &pending.request.client_id).await,
         req: q.req,
@@ -41,6 +42,10 @@ pub async fn get(
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        super::csp_with_form_target(Some(&redirect_uri)),
     );
     r
 }
@@ -100,6 +105,10 @@ pub async fn post(
         }
         .into_response();
         *r.status_mut() = StatusCode::UNAUTHORIZED;
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            super::csp_with_form_target(Some(&pending.request.redirect_uri)),
+        );
         return r;
     };
     let now = s.clock.now();
