@@ -284,7 +284,8 @@ impl Store {
                 return Ok(Rotation::Invalid);
             }
             let scope = match req.scope {
-                None => list_from_db(&tok.scope, "refresh token scope")?,
+                // RFC 6749 §6: an omitted scope means the scope originally granted.
+                None => family.scope.clone(),
                 Some(asked) if asked.iter().all(|s| family.scope.contains(s)) => {
                     let mut v: Vec<String> = Vec::with_capacity(asked.len());
                     for s in asked {

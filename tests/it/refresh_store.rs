@@ -275,9 +275,9 @@ async fn scope_narrows_within_the_family() {
             .await,
     );
     assert_eq!(s, read);
-    // Omitted: the presented token's (narrowed) scope stays.
+    // Omitted: the scope originally granted (RFC 6749 §6), not the last narrowing.
     let (t2, s) = rotated(f.rotate(store, &t1, now, 0).await);
-    assert_eq!(s, read);
+    assert_eq!(s, f.family(now, 30 * DAY, 7 * DAY).scope);
     // Anything beyond the family's grant is refused without using the token up.
     let admin = scope(&["read", "admin"]);
     let r = f
