@@ -1,0 +1,371 @@
+//! A real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver + fantoccini)
+//! through Custos's own login and consent pages, under their real Content-Security-Policy, to a
+//! redirect URI served by the test; the code it lands with is then redeemed at /token.
+//!
+//! Skipped (loudly) when `chromedriver` or `chromium` is not on PATH; `.ci/run` installs both.
+//! `CUSTOS_TEST_SCREENSHOT_DIR=<dir>` keeps the screenshots it takes.
+
+use std::fmt::Display;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::RawQuery;
+use axum::response::Html;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::browser::{PASSWORD, user, web_client};
+use crate::support::{TestApp, skip_or_fail};
+
+/// The bound on every wait: chromedriver's start, a page, the landing at the redirect URI.
+const WAIT: Duration = Duration::from_secs(20);
+
+type Res<T> = Result<T, String>;
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Res<T>;
+}
+
+impl<T, E: Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Res<T> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A chromedriver of this test's own, on a port it picks itself (`--port=0`) and reports on stdout.
+/// Dropping it kills it, on success or failure alike.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(bin: &Path) -> Res<Driver> {
+        let mut child = Command::new(bin)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ctx("cannot start chromedriver")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut driver = Driver {
+            child,
+            url: String::new(),
+        };
+        // Drain stdout for the driver's whole life so that it never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| format!("chromedriver reported no port within {WAIT:?}: {seen:?}"))?;
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let port: u16 = rest
+                    .trim()
+                    .trim_end_matches('.')
+                    .parse()
+                    .ctx("chromedriver's port")?;
+                driver.url = format!("http://127.0.0.1:{port}");
+                return Ok(driver);
+            }
+            seen.push(line);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the client's redirect URI, `GET /cb`, on a loopback port; remembers each query it gets.
+async fn callback_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect = format!("http://{}/cb", listener.local_addr().unwrap());
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = hits.clone();
+    let router = axum::Router::new().route(
+        "/cb",
+        axum::routing::get(move |RawQuery(q): RawQuery| async move {
+            seen.lock().unwrap().push(q.unwrap_or_default());
+            Html("<!doctype html><title>Example RP</title><p>Signed in.</p>")
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (redirect, hits)
+}
+
+/// What the browser saw on its way.
+struct Run {
+    login_title: String,
+    /// `border-radius` of the card as computed from /static/custos.css (the browser's default is 0px).
+    card_radius: String,
+    login_png: Vec<u8>,
+    consent_text: String,
+    landed: url::Url,
+}
+
+async fn save(dir: &Path, name: &str, png: &[u8]) -> Res<()> {
+    tokio::fs::write(dir.join(name), png)
+        .await
+        .ctx(&format!("cannot write {name}"))
+}
+
+/// Records the page's Content-Security-Policy violations (WebDriver's scripts are not subject to it).
+async fn watch_csp(b: &Client) -> Res<()> {
+    b.execute(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', e => \
+         window.__csp.push(`${e.effectiveDirective} blocked ${e.blockedURI}`));",
+        vec![],
+    )
+    .await
+    .ctx("cannot watch for CSP violations")
+    .map(drop)
+}
+
+/// Where the browser is, what it shows and what the CSP blocked there, for an error message.
+async fn whereabouts(b: &Client) -> String {
+    let url = b.current_url().await.map(|u| u.to_string());
+    let csp = b.execute("return window.__csp || [];", vec![]).await;
+    let src = b.source().await.unwrap_or_default();
+    format!("at {url:?}, CSP violations {csp:?}, page: {src}")
+}
+
+/// Waits (bounded) for an element to show up.
+async fn wait_for(b: &Client, css: &str, page: &str) -> Res<Element> {
+    match b.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
+        Ok(e) => Ok(e),
+        Err(e) => Err(format!("no {css} on {page}: {e}; {}", whereabouts(b).await)),
+    }
+}
+
+async fn drive(b: &Client, authorize: &str, redirect: &str, shots: &Path) -> Res<Run> {
+    b.goto(authorize).await.ctx("GET /authorize")?;
+    let email = wait_for(b, "#email", "the login page").await?;
+    watch_csp(b).await?;
+    let login_title = b.title().await.ctx("title")?;
+    let card_radius = b
+        .find(Locator::Css("main.card"))
+        .await
+        .ctx("main.card")?
+        .css_value("border-radius")
+        .await
+        .ctx("border-radius")?;
+    let login_png = b.screenshot().await.ctx("screenshot of the login page")?;
+    save(shots, "login.png", &login_png).await?;
+
+    email
+        .send_keys("ada@example.com")
+        .await
+        .ctx("type the email")?;
+    b.find(Locator::Css("#password"))
+        .await
+        .ctx("#password")?
+        .send_keys(PASSWORD)
+        .await
+        .ctx("type the password")?;
+    b.find(Locator::Css("#submit"))
+        .await
+        .ctx("#submit")?
+        .click()
+        .await
+        .ctx("click #submit")?;
+
+    let approve = wait_for(b, "#approve", "the consent page").await?;
+    watch_csp(b).await?;
+    let consent_text = b
+        .find(Locator::Css("main"))
+        .await
+        .ctx("main")?
+        .text()
+        .await
+        .ctx("consent text")?;
+    save(
+        shots,
+        "consent.png",
+        &b.screenshot().await.ctx("screenshot of the consent page")?,
+    )
+    .await?;
+    approve.click().await.ctx("click #approve")?;
+
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = b.current_url().await.ctx("current URL")?;
+        if now.as_str().starts_with(redirect) {
+            return Ok(Run {
+                login_title,
+                card_radius,
+                login_png,
+                consent_text,
+                landed: now,
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "never reached {redirect} within {WAIT:?}; {}",
+                whereabouts(b).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn param(u: &url::Url, name: &str) -> Option<String> {
+    u.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_consents_and_lands_with_a_code() {
+    let (Some(driver_bin), Some(chromium)) = (
+        on_path(&["chromedriver"]),
+        on_path(&["chromium", "chromium-browser"]),
+    ) else {
+        skip_or_fail("real-browser test (chromium/chromedriver not installed)");
+        return;
+    };
+    let started = Instant::now();
+    let app = TestApp::start().await;
+    let (redirect, hits) = callback_server().await;
+    let mut nc = web_client(false);
+    nc.redirect_uris = vec![redirect.clone()];
+    let c = app.client(nc).await;
+    user(&app, "ada@example.com").await;
+
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let state = uuid::Uuid::new_v4().simple().to_string();
+    let authorize = url::Url::parse_with_params(
+        &app.url("/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", c.id.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "openid"),
+            ("state", state.as_str()),
+            ("code_challenge", &custos::oauth::pkce::s256(&verifier)),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let shots = match std::env::var_os("CUSTOS_TEST_SCREENSHOT_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => profile.path().to_path_buf(),
+    };
+    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_bin))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1000,800",
+                format!("--user-data-dir={}", profile.path().join("chromium").display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let browser = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver: {e}"));
+    let run = drive(&browser, authorize.as_str(), &redirect, &shots).await;
+    // Close the session (chromedriver ends Chromium) before any assertion can panic.
+    let _ = browser.close().await;
+    drop(driver);
+    let run = run.unwrap_or_else(|e| panic!("{e}"));
+    let browser_secs = started.elapsed().as_secs_f64();
+
+    // The pages rendered with their stylesheet under `style-src 'self'`.
+    assert_eq!(run.login_title, "Sign in · Custos");
+    assert_eq!(run.card_radius, "12px", "custos.css did not apply");
+    assert!(
+        run.login_png.len() > 1000 && run.login_png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    assert!(
+        run.consent_text.contains("Example RP"),
+        "{}",
+        run.consent_text
+    );
+
+    // It landed on the redirect URI, and the client's page got the same response.
+    let landed = &run.landed;
+    assert_eq!(landed.path(), "/cb");
+    assert_eq!(param(landed, "state").as_deref(), Some(state.as_str()));
+    assert_eq!(param(landed, "iss").as_deref(), Some(app.base.as_str()));
+    let code = param(landed, "code").expect("a code at the redirect URI");
+    assert_eq!(
+        hits.lock().unwrap().as_slice(),
+        [landed.query().unwrap_or_default()],
+        "the client's page was loaded once with the response"
+    );
+
+    // The code is real: it redeems, once.
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let r = app
+        .post_form("/token", &form, Some((&c.id, &c.secret)))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["id_token"].is_string(), "scope openid: {body}");
+    let again = app
+        .post_form("/token", &form, Some((&c.id, &c.secret)))
+        .await;
+    assert_eq!(again.status(), 400, "a code redeems once");
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "real browser: {} in {browser_secs:.1}s",
+        chromium.display()
+    );
+}
