@@ -154,6 +154,66 @@ async fn openidconnect_client_runs_the_whole_flow() {
             "invalid_grant",
             "the whole family is revoked"
         );
+        // userinfo with the newest access token: the same sub as the ID token.
+        let at2 = second.access_token().secret().clone();
+        let ui: Value = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&at2)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ui["sub"], ada.id.as_str());
+        assert_eq!(ui["email"], "ada@example.com");
+        // Revoke the access token: introspection shows it inactive and userinfo refuses it.
+        let r = app
+            .post_form(
+                "/revoke",
+                &[("token", at2.as_str())],
+                Some((&c.id, &c.secret)),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let intro: Value = app
+            .post_form(
+                "/introspect",
+                &[("token", at2.as_str())],
+                Some((&c.id, &c.secret)),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(intro, serde_json::json!({"active": false}));
+        let r = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&at2)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        // Sign out with the ID token as hint; the next authorization request asks for a login again.
+        let hint = serde_json::to_value(id_token)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        let out = reqwest::Url::parse_with_params(
+            &app.url("/logout"),
+            &[("id_token_hint", hint.as_str())],
+        )
+        .unwrap();
+        assert_eq!(browser.get(out.as_str()).await.status(), 200);
+        let again = browser.get(url.as_str()).await;
+        assert!(
+            matches!(&again, Landing::Page(200, p, _) if p == "/login"),
+            "{again:?}"
+        );
+
         let kinds: Vec<String> = app
             .state
             .store

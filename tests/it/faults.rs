@@ -69,6 +69,42 @@ async fn redis_outage_is_reported_and_recovered_without_restart() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["checks"]["ephemeral_store"], "unavailable");
     assert_eq!(body["checks"]["database"], "ok");
+    // Sign-in needs the ephemeral store: a clear temporarily_unavailable at the client, never a 500.
+    let web = app.client(crate::browser::web_client(false)).await;
+    let url = reqwest::Url::parse_with_params(
+        &app.url("/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", web.id.as_str()),
+            ("redirect_uri", crate::browser::REDIRECT),
+            ("state", "s"),
+            ("code_challenge", &"c".repeat(43)),
+        ],
+    )
+    .unwrap();
+    let landing = crate::browser::Browser::new(&app).get(url.as_str()).await;
+    assert_eq!(
+        landing.param("error").as_deref(),
+        Some("temporarily_unavailable"),
+        "{landing:?}"
+    );
+    assert_eq!(landing.param("state").as_deref(), Some("s"));
+    // Redeeming a code needs it too: 503 with the RFC error, no panic.
+    let (status, error, _) = oauth_error(
+        app.post_form(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "whatever"),
+                ("redirect_uri", crate::browser::REDIRECT),
+                ("code_verifier", &"v".repeat(43)),
+            ],
+            Some((&web.id, &web.secret)),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, error.as_str()), (503, "temporarily_unavailable"));
     // The client-credentials grant keeps no ephemeral state: it keeps working through the outage.
     let r = app
         .post_form(
