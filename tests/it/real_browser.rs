@@ -46,10 +46,13 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// A chromedriver of this test's own, on a port it picks itself (`--port=0`) and reports on stdout.
-/// Dropping it kills it, on success or failure alike.
+/// Dropping it, on success or failure alike, ends its session (a killed chromedriver would leave
+/// Chromium running) and kills it.
 struct Driver {
     child: Child,
-    url: String,
+    /// `127.0.0.1:<port>`
+    addr: String,
+    session: Option<String>,
 }
 
 impl Driver {
@@ -64,7 +67,8 @@ impl Driver {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut driver = Driver {
             child,
-            url: String::new(),
+            addr: String::new(),
+            session: None,
         };
         // Drain stdout for the driver's whole life so that it never blocks on a full pipe.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -85,7 +89,7 @@ impl Driver {
                     .trim_end_matches('.')
                     .parse()
                     .ctx("chromedriver's port")?;
-                driver.url = format!("http://127.0.0.1:{port}");
+                driver.addr = format!("127.0.0.1:{port}");
                 return Ok(driver);
             }
             seen.push(line);
@@ -95,6 +99,19 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Some(id) = self.session.take()
+            && let Ok(mut conn) = std::net::TcpStream::connect(&self.addr)
+        {
+            use std::io::{Read, Write};
+            let _ = conn.set_read_timeout(Some(WAIT));
+            let _ = write!(
+                conn,
+                "DELETE /session/{id} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.addr
+            );
+            // chromedriver answers once Chromium has quit (and keeps the connection open).
+            let _ = conn.read(&mut [0; 512]);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -282,7 +299,7 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
         Some(d) => PathBuf::from(d),
         None => profile.path().to_path_buf(),
     };
-    let driver = tokio::task::spawn_blocking(move || Driver::start(&driver_bin))
+    let mut driver = tokio::task::spawn_blocking(move || Driver::start(&driver_bin))
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -309,12 +326,15 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let browser = ClientBuilder::new(connector)
         .capabilities(caps)
-        .connect(&driver.url)
+        .connect(&format!("http://{}", driver.addr))
         .await
         .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver: {e}"));
+    driver.session = browser.session_id().await.ok().flatten();
     let run = drive(&browser, authorize.as_str(), &redirect, &shots).await;
-    // Close the session (chromedriver ends Chromium) before any assertion can panic.
-    let _ = browser.close().await;
+    // End the session (chromedriver ends Chromium) and chromedriver before any assertion can panic.
+    if browser.close().await.is_ok() {
+        driver.session = None;
+    }
     drop(driver);
     let run = run.unwrap_or_else(|e| panic!("{e}"));
     let browser_secs = started.elapsed().as_secs_f64();
