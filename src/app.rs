@@ -34,6 +34,9 @@ pub struct AppState {
     /// An argon2id hash of nothing, made on first use with the configured parameters: unknown emails
     /// are checked against it so that they cost what a real check costs.
     pub dummy_hash: Arc<tokio::sync::OnceCell<String>>,
+    /// Password hashing runs at most once per core at a time: argon2id is memory-hard (19 MiB at the
+    /// OWASP parameters), so more at once only adds memory and cache misses; the rest wait their turn.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,11 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         jwks_cache_control,
         kek: Arc::new(kek),
         dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
+        password_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        )),
     })
 }
 

@@ -39,9 +39,12 @@ pub async fn password_login(
         None => dummy_hash(state).await,
     };
     let pw2 = pw.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify_blocking(&pw2, &stored))
-        .await
-        .unwrap_or(false);
+    let ok = {
+        let _slot = state.password_slots.acquire().await;
+        tokio::task::spawn_blocking(move || password::verify_blocking(&pw2, &stored))
+            .await
+            .unwrap_or(false)
+    };
     let now = state.clock.now();
     let ev = |kind: &'static str| {
         let mut e = Event::new(kind);
@@ -56,9 +59,14 @@ pub async fn password_login(
             if u.password_hash
                 .as_deref()
                 .is_some_and(|h| password::needs_rehash(h, params))
-                && let Ok(h) = password::hash(pw, params).await
             {
-                state.store.set_password_hash(&u.id, &h, now).await?;
+                let rehashed = {
+                    let _slot = state.password_slots.acquire().await;
+                    password::hash(pw, params).await
+                };
+                if let Ok(h) = rehashed {
+                    state.store.set_password_hash(&u.id, &h, now).await?;
+                }
             }
             audit::record(
                 &state.store,

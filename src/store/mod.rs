@@ -218,6 +218,10 @@ fn is_unique_violation(e: &DbErr) -> bool {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite allows one writer; letting this process's connections queue here, rather than in
+    /// SQLite's busy handler (which sleeps in steps of milliseconds), keeps write latency in
+    /// microseconds. Postgres does not use it.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -259,7 +263,10 @@ impl Store {
             opts.max_connections(16).min_connections(1);
         }
         let db = Database::connect(opts).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

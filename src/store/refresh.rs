@@ -194,16 +194,31 @@ impl Store {
     /// (waiting under the busy timeout instead of failing on a stale snapshot), Postgres runs READ
     /// COMMITTED whatever the server default, so a losing conditional UPDATE matches nothing rather
     /// than failing with a serialization error.
-    async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+    /// On SQLite the returned guard holds this process's write gate until the transaction ends.
+    async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            DatabaseTransaction,
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+        ),
+        StoreError,
+    > {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        Ok(self
+        let gate = if postgres {
+            None
+        } else {
+            Some(self.write_gate.clone().lock_owned().await)
+        };
+        let txn = self
             .db
             .begin_with_options(TransactionOptions {
                 isolation_level: postgres.then_some(IsolationLevel::ReadCommitted),
                 access_mode: None,
                 sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
             })
-            .await?)
+            .await?;
+        Ok((txn, gate))
     }
 
     /// Records a new family and returns it with its first token.
@@ -224,7 +239,7 @@ impl Store {
             revoked_reason: None,
         };
         let token = RefreshToken::generate()?;
-        let txn = self.begin_write().await?;
+        let (txn, _gate) = self.begin_write().await?;
         refresh_families::Entity::insert(refresh_families::ActiveModel {
             id: Set(family.id.clone()),
             user_id: Set(family.user_id.clone()),
@@ -307,7 +322,7 @@ impl Store {
             } else {
                 None
             };
-            let txn = self.begin_write().await?;
+            let (txn, _gate) = self.begin_write().await?;
             // The one statement that decides who rotates.
             let won = refresh_tokens::Entity::update_many()
                 .col_expr(refresh_tokens::Column::UsedAt, Expr::value(req.now))
@@ -507,7 +522,7 @@ impl Store {
     /// Deletes the families past their absolute lifetime, with their tokens; returns how many families.
     /// Revoked families stay until then, so a replayed token is still recognised as reuse.
     pub async fn purge_refresh_families(&self, now: i64) -> Result<u64, StoreError> {
-        let txn = self.begin_write().await?;
+        let (txn, _gate) = self.begin_write().await?;
         refresh_tokens::Entity::delete_many()
             .filter(
                 refresh_tokens::Column::FamilyId.in_subquery(
