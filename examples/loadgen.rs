@@ -141,6 +141,13 @@ impl Fail {
             Fail::Flow(step, _) => format!("{step}:flow"),
         }
     }
+    fn describe(&self) -> String {
+        match self {
+            Fail::Status(step, s) => format!("{step}: HTTP {s}"),
+            Fail::Io(step) => format!("{step}: no HTTP answer (connect/read/write/timeout)"),
+            Fail::Flow(step, why) => format!("{step}: {why}"),
+        }
+    }
     fn kind(&self) -> ErrKind {
         match self {
             Fail::Status(..) => ErrKind::Http,
@@ -501,7 +508,7 @@ async fn mint(c: &Arc<FlowCfg>, count: usize, browsers: usize) -> Result<Minted,
             for _ in 0..n {
                 let t = code_flow(&mut b, &c)
                     .await
-                    .map_err(|e| format!("minting flow failed: {e:?}"))?;
+                    .map_err(|e| format!("minting flow failed: {}", e.describe()))?;
                 if t.signed_in {
                     sign_ins += 1;
                 } else {
@@ -552,7 +559,7 @@ struct Stats {
 impl Stats {
     fn error(&mut self, e: &Fail, counted: bool) {
         if self.first_error.is_none() {
-            self.first_error = Some(format!("{e:?}"));
+            self.first_error = Some(e.describe());
         }
         if !counted {
             return;
@@ -580,10 +587,36 @@ impl Stats {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Window {
     start: TInstant,
     end: TInstant,
+    /// This process's CPU time (ns, all threads) when the window opened.
+    cpu_at_start: Arc<std::sync::Mutex<Option<u64>>>,
+}
+
+/// CPU time of this process so far, nanoseconds, summed over its threads (Linux `schedstat`).
+fn own_cpu_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let p = t.ok()?.path().join("schedstat");
+        let s = std::fs::read_to_string(p).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+impl Window {
+    /// The load generator's own CPU use over the window, in percent of one core (if it is near 100 %,
+    /// the load generator, not the server, may be the limit).
+    fn own_cpu_pct(&self) -> Option<f64> {
+        let start = (*self.cpu_at_start.lock().ok()?)?;
+        let wall = TInstant::now()
+            .saturating_duration_since(self.start)
+            .as_secs_f64();
+        let used = own_cpu_ns()?.checked_sub(start)? as f64 / 1e9;
+        (wall > 0.0).then(|| used / wall * 100.0)
+    }
 }
 
 impl Window {
@@ -667,15 +700,20 @@ fn start_window(a: &LoadArgs) -> Window {
     let w = Window {
         start,
         end: start + Duration::from_secs_f64(a.duration),
+        cpu_at_start: Arc::new(std::sync::Mutex::new(None)),
     };
-    if let Some(m) = a.mark.clone() {
-        tokio::spawn(async move {
-            tokio::time::sleep_until(w.start).await;
-            if let Err(e) = std::fs::write(&m, b"measuring\n") {
-                eprintln!("loadgen: cannot write {}: {e}", m.display());
-            }
-        });
-    }
+    let (mark, at, cpu) = (a.mark.clone(), w.start, w.cpu_at_start.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        if let Ok(mut c) = cpu.lock() {
+            *c = own_cpu_ns();
+        }
+        if let Some(m) = mark
+            && let Err(e) = std::fs::write(&m, b"measuring\n")
+        {
+            eprintln!("loadgen: cannot write {}: {e}", m.display());
+        }
+    });
     w
 }
 
@@ -695,6 +733,7 @@ async fn refresh_mode(a: LoadArgs) -> Result<(), String> {
     let mut tasks = Vec::new();
     for (rt, browser) in minted.tokens {
         let c = c.clone();
+        let w = w.clone();
         let token_url = token_url.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = Stats::default();
@@ -760,12 +799,16 @@ async fn refresh_mode(a: LoadArgs) -> Result<(), String> {
     for t in tasks {
         all.merge(t.await.map_err(|e| e.to_string())?);
     }
+    let cpu = w.own_cpu_pct().unwrap_or(-1.0);
     report(
         "refresh",
         a.workers,
         a.duration,
         all,
-        &format!(" mint_s={:.3}", minted.elapsed.as_secs_f64()),
+        &format!(
+            " mint_s={:.3} loadgen_cpu_pct={cpu:.0}",
+            minted.elapsed.as_secs_f64()
+        ),
     );
     Ok(())
 }
@@ -776,7 +819,7 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
     let mut probe = Browser::new(&c.base);
     let t = code_flow(&mut probe, &c)
         .await
-        .map_err(|e| format!("the first flow failed: {e:?}"))?;
+        .map_err(|e| format!("the first flow failed: {}", e.describe()))?;
     if !t.signed_in {
         return Err("the first flow did not show the login page".into());
     }
@@ -784,6 +827,7 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
     let mut tasks = Vec::new();
     for _ in 0..a.workers {
         let c = c.clone();
+        let w = w.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = Stats::default();
             let mut b = Browser::new(&c.base);
@@ -829,12 +873,13 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
         all.merge(t.await.map_err(|e| e.to_string())?);
     }
     let signed_in = all.signed_in;
+    let cpu = w.own_cpu_pct().unwrap_or(-1.0);
     report(
         "login",
         a.workers,
         a.duration,
         all,
-        &format!(" sign_ins={signed_in}"),
+        &format!(" sign_ins={signed_in} loadgen_cpu_pct={cpu:.0}"),
     );
     Ok(())
 }
