@@ -223,3 +223,44 @@ async fn fifty_concurrent_refreshes_across_replicas_strict_and_with_grace() {
         .await;
     assert_eq!(r.status(), 200, "the successor works");
 }
+
+#[tokio::test]
+async fn replicas_starting_together_on_an_empty_database_agree_on_one_key_set() {
+    let (Some(db), Some((redis, prefix))) = (fresh_database().await, test_redis()) else {
+        skip_or_fail("concurrent start-up test: need Postgres and Redis");
+        return;
+    };
+    let kek = custos::keys::seal::Kek::generate()
+        .unwrap()
+        .to_base64()
+        .to_string();
+    let builder = || {
+        TestApp::builder().fresh_keys().with_config(|c| {
+            c.kek = Some(SecretString(kek.clone()));
+            c.database_url = SecretString(db.clone());
+            c.redis_url = Some(SecretString(redis.clone()));
+            c.redis_prefix = prefix.clone();
+        })
+    };
+    // Both migrate and generate their first keys at the same moment: the advisory lock serialises them.
+    let (a, b) = tokio::join!(builder().start(), builder().start());
+    let jwks = |app: &TestApp| {
+        let (http, url) = (app.http.clone(), app.url("/.well-known/jwks.json"));
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let (ja, jb) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(
+        ja["keys"].as_array().unwrap().len(),
+        3,
+        "one key per algorithm, not one per replica: {ja}"
+    );
+    assert_eq!(ja, jb);
+}

@@ -38,6 +38,11 @@ impl Builder {
         self
     }
 
+    /// Generate fresh keys (each replica its own), as a real first start does.
+    pub fn fresh_keys(self) -> Self {
+        self.recording_keys(Arc::new(Mutex::new(Vec::new())))
+    }
+
     /// Generate fresh keys and remember their private bytes (for the secrets-at-rest test).
     pub fn recording_keys(mut self, sink: Arc<Mutex<Vec<Vec<u8>>>>) -> Self {
         self.record_keys = Some(sink);
