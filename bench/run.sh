@@ -143,6 +143,10 @@ cleanup() {
     [[ -n "$PERF_PID" ]] && kill -INT "$PERF_PID" 2>/dev/null || true
     [[ -n "$LG_PID" ]] && kill -TERM "$LG_PID" 2>/dev/null || true
     stop_server
+    if [[ -n "${PG_DB:-}" ]]; then
+        psql -q -h 127.0.0.1 -U postgres -c "drop database if exists $PG_DB with (force)" >/dev/null 2>&1 || true
+        redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "custos-bench-$$:*" 2>/dev/null | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null 2>&1 || true
+    fi
     if [[ "$KEEP_TMP" == 1 ]]; then
         log "kept $TMP (server.log, wrk-*.txt, loadgen-*.txt)"
     else
@@ -170,6 +174,20 @@ export CUSTOS_LISTEN="127.0.0.1:$PORT"
 export CUSTOS_ISSUER="$URL"
 export CUSTOS_LOG_LEVEL=warn
 export CUSTOS_ACCESS_TOKEN_ALG="$ALG"
+# BACKEND=postgres: the production backends (Postgres on 127.0.0.1:5432 as user postgres, Redis on
+# 127.0.0.1:6379), with a database and a Redis key prefix of this run's own, dropped at exit.
+BACKEND=${BACKEND:-sqlite}
+PG_DB=""
+if [[ "$BACKEND" == postgres ]]; then
+    PG_DB="custos_bench_$$"
+    psql -q -h 127.0.0.1 -U postgres -c "create database $PG_DB" >/dev/null || die "cannot create Postgres database $PG_DB"
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || die "Redis on 127.0.0.1:6379 is not reachable"
+    export CUSTOS_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PG_DB"
+    export CUSTOS_REDIS_URL="redis://127.0.0.1:6379"
+    export CUSTOS_REDIS_PREFIX="custos-bench-$$:"
+elif [[ "$BACKEND" != sqlite ]]; then
+    die "BACKEND must be sqlite or postgres"
+fi
 mkdir -p "$TMP/data"
 cd "$TMP"
 
@@ -477,6 +495,9 @@ for sc in "${SELECTED[@]}"; do
         # presented token marked used, its successor stored). In-flight requests abandoned at the end
         # of the window may add a few more used tokens than acknowledged rotations.
         acked=$(($(kv "$line" completed) + $(kv "$line" outside_ok)))
+        if [[ "$BACKEND" == postgres ]]; then
+            db_counts=$(psql -h 127.0.0.1 -U postgres -d "$PG_DB" -Atc "select (select count(*) from refresh_tokens where used_at is not null), (select count(*) from refresh_tokens), (select count(*) from refresh_families)" | tr '|' ' ' || true)
+        else
         db_counts=$(python3 - "$TMP/data/custos.db" <<'PY' || true
 import sqlite3, sys
 c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, timeout=10)
@@ -486,9 +507,10 @@ fams = c.execute("SELECT count(*) FROM refresh_families").fetchone()[0]
 print(used, total, fams)
 PY
         )
+        fi
         read -r db_used db_total db_fams <<<"${db_counts:-- - -}"
         if [[ "$db_used" =~ ^[0-9]+$ ]] && ((db_used >= acked)); then dur=ok; else dur=MISMATCH; FAILED=1; fi
-        say "    durability: $acked rotations answered 200 (incl. warm-up); SQLite holds $db_used used tokens, $db_total tokens, $db_fams families -> $dur"
+        say "    durability: $acked rotations answered 200 (incl. warm-up); the $BACKEND database holds $db_used used tokens, $db_total tokens, $db_fams families -> $dur"
     fi
     if [[ "$sc" == login && -n "$ARGON2_MAX" ]]; then
         say "    login: $(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" -v t="$TARGET_LOGIN_RATE" 'BEGIN { printf "%.1f flows/s = %.1f%% of the argon2id bound %.1f/s (target %.1f/s = %s of it)", r, r / m * 100, m, t, "'"$TARGET_LOGIN_FRACTION"'" }')"
