@@ -337,11 +337,16 @@ async fn race_without_grace(store: &Store, f: &Fixture, now: i64) {
         })
         .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
+    // Every loser is refused. Most see the used token (`Reused`); under READ COMMITTED a loser that
+    // read the token before the winner committed but its family after another loser revoked it sees
+    // `Invalid`. Both are `invalid_grant`; at least one loser must have detected the reuse.
     let reused = outcomes
         .iter()
         .filter(|r| matches!(r, Rotation::Reused { .. }))
         .count();
-    assert_eq!(reused, 49, "{outcomes:?}");
+    let invalid = outcomes.iter().filter(|r| is_invalid(r)).count();
+    assert_eq!(reused + invalid, 49, "{outcomes:?}");
+    assert!(reused >= 1, "{outcomes:?}");
     assert_eq!(
         family_of(store, &family).await.revoked_reason.as_deref(),
         Some("reuse")
