@@ -1,5 +1,5 @@
-//! The request shape shared by the endpoints a client calls with its credentials besides `/token`
-//! (revocation, introspection): a form body, then client authentication exactly as at `/token`.
+//! The request shape shared by the endpoints a client calls with its credentials (token, revocation,
+//! introspection): a form body, then client authentication (RFC 6749 §2.3).
 
 use axum::http::{HeaderMap, header};
 

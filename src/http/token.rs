@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
 use crate::app::AppState;
-use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::error::OAuthError;
-use crate::oauth::grants::{self, GrantRequest, Params};
+use crate::oauth::grants::{self, GrantRequest};
 
 pub fn is_form(headers: &HeaderMap) -> bool {
     headers
@@ -35,25 +34,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<grants::TokenResponse, OAuthError> {
-    if !is_form(headers) {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let params = Params::parse(body);
-    let authorization = match headers.get(header::AUTHORIZATION) {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?,
-        ),
-        None => None,
-    };
-    let presented = Presented {
-        authorization,
-        form_client_id: params.one("client_id")?,
-        form_client_secret: params.one("client_secret")?,
-    };
-    let auth = client_auth::authenticate(&state.clients, presented).await?;
+    let (auth, params) = super::client_form::authenticate(state, headers, body).await?;
     let req = GrantRequest::parse(&params)?;
     let client_id = auth.client.id.clone();
     let grant = req.name();
