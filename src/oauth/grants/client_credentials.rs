@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::oauth::client_auth::{AuthMethod, Authenticated};
 use crate::oauth::error::ErrorCode;
 use crate::oauth::scope;
-use crate::oauth::tokens::{self, AccessTokenClaims, Audience};
+use crate::oauth::tokens::Audience;
 use crate::store::Client;
 
 pub struct Request {
@@ -83,35 +83,16 @@ pub fn issue(
     }
     let scopes = granted_scopes(client, r.scope)?;
     let aud = audience(client, &r.resources)?;
-    let now = state.clock.now();
-    let ttl = client
-        .access_token_ttl_secs
-        .unwrap_or(state.settings.raw.access_token_ttl_secs);
+    let (token, _, ttl) = super::authorization_code::access_token(
+        state,
+        client,
+        &client.id,
+        &aud,
+        &scopes,
+        None,
+        state.clock.now(),
+    )?;
     let scope = scopes.join(" ");
-    let claims = AccessTokenClaims {
-        iss: &state.settings.issuer_str,
-        sub: &client.id,
-        aud: &aud,
-        exp: now + i64::try_from(ttl).unwrap_or(i64::MAX / 4),
-        iat: now,
-        nbf: now,
-        jti: tokens::new_jti(),
-        client_id: &client.id,
-        scope: &scope,
-        auth_time: None,
-        acr: None,
-        amr: None,
-        sid: None,
-    };
-    let token = tokens::sign_access_token(
-        state.signer.as_ref(),
-        state.settings.access_token_alg,
-        &claims,
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "signing failed");
-        OAuthError::server_error()
-    })?;
     Ok(TokenResponse {
         access_token: token,
         token_type: "Bearer",
