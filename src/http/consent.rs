@@ -8,11 +8,10 @@ use axum::response::{IntoResponse, Response};
 use super::authorize::{
     ReqQuery, expired_page, proceed, redirect_error, see_other, unavailable_page,
 };
-use super::login::csrf_failure;
+use super::login::pending_form;
 use super::paths;
 use crate::app::AppState;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::grants::Params;
 use crate::session;
 use crate::views::{ConsentPage, describe_scope};
 
@@ -60,20 +59,11 @@ pub async fn get(
 }
 
 pub async fn post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !super::token::is_form(&headers) {
-        return csrf_failure();
-    }
-    let p = Params::parse(&body);
-    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
-    let req = field("req");
-    let mut pending = match session::load_pending(&s, &headers, &req).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(),
-        Err(_) => return unavailable_page(),
+    let (p, req, mut pending) = match pending_form(&s, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    if !session::csrf_matches(&pending.csrf, &field("csrf")) {
-        return csrf_failure();
-    }
+    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
     let Ok(Some((_, sess))) = session::current(&s, &headers).await else {
         return see_other(&format!("{}?req={req}", paths::AUTHORIZE_RESUME));
     };

@@ -59,26 +59,41 @@ pub fn csrf_failure() -> Response {
     )
 }
 
+/// The shared start of every form post in a sign-in flow: a form body whose `req` names a pending
+/// request of this browser and whose `csrf` matches it. Anything else ends here with its page.
+pub async fn pending_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Params, String, session::Pending), Response> {
+    if !super::token::is_form(headers) {
+        return Err(csrf_failure());
+    }
+    let p = Params::parse(body);
+    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
+    let req = field("req");
+    let pending = match session::load_pending(s, headers, &req).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(expired_page()),
+        Err(_) => return Err(unavailable_page()),
+    };
+    if !session::csrf_matches(&pending.csrf, &field("csrf")) {
+        return Err(csrf_failure());
+    }
+    Ok((p, req, pending))
+}
+
 pub async fn post(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !super::token::is_form(&headers) {
-        return csrf_failure();
-    }
-    let p = Params::parse(&body);
-    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
-    let req = field("req");
-    let mut pending = match session::load_pending(&s, &headers, &req).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(),
-        Err(_) => return unavailable_page(),
+    let (p, req, mut pending) = match pending_form(&s, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    if !session::csrf_matches(&pending.csrf, &field("csrf")) {
-        return csrf_failure();
-    }
+    let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
     let email = field("email");
     let password = Zeroizing::new(field("password"));
     let user = match crate::identity::login::password_login(
