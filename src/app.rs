@@ -15,6 +15,7 @@ use crate::ephemeral::EphemeralStore;
 use crate::ephemeral::memory::MemoryStore;
 use crate::ephemeral::redis::RedisStore;
 use crate::keys::jwk::{self, KeyError, Pkcs8};
+use crate::keys::rotation::{KeyAdmin, KeyService};
 use crate::keys::seal::{Kek, SealError};
 use crate::keys::{KeyGenerator, Keyring, KeysError, Signer};
 use crate::store::{Store, StoreError};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub jwks_cache_control: HeaderValue,
     /// Seals what must survive a database dump unusable (refresh successors in the grace window).
     pub kek: Arc<Kek>,
+    /// Key rotation on this replica: applies the schedule and reloads `signer`'s keys.
+    pub keys: Arc<KeyService>,
     /// An argon2id hash of nothing, made on first use with the configured parameters: unknown emails
     /// are checked against it so that they cost what a real check costs.
     pub dummy_hash: Arc<tokio::sync::OnceCell<String>>,
@@ -105,8 +108,11 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
     // first key per algorithm: both happen under one lock.
     let lock = store.startup_lock().await?;
     store.migrate().await?;
-    let keyring = Keyring::load_or_init(&store, &kek, now, opts.key_generator.clone()).await?;
+    let keyring =
+        Arc::new(Keyring::load_or_init(&store, &kek, now, opts.key_generator.clone()).await?);
     release(lock).await?;
+    let kek = Arc::new(kek);
+    let settings = Arc::new(settings);
     let ephemeral: Arc<dyn EphemeralStore> = match &settings.raw.redis_url {
         Some(url) => Arc::new(
             RedisStore::connect(&url.0, &settings.raw.redis_prefix)
@@ -128,16 +134,28 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         store.clone(),
         Duration::from_secs(settings.raw.client_cache_ttl_secs),
     ));
+    let keys = Arc::new(KeyService::new(
+        KeyAdmin::new(
+            store.clone(),
+            kek.clone(),
+            settings.clone(),
+            opts.key_generator.clone(),
+            "scheduler",
+        ),
+        keyring.clone(),
+        opts.clock.clone(),
+    ));
     Ok(AppState {
-        settings: Arc::new(settings),
+        settings,
         store,
         ephemeral,
-        signer: Arc::new(keyring),
+        signer: keyring,
         clock: opts.clock,
         clients,
         discovery,
         jwks_cache_control,
-        kek: Arc::new(kek),
+        kek,
+        keys,
         dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         password_slots: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
@@ -151,8 +169,16 @@ pub fn router(state: AppState) -> axum::Router {
     crate::http::router(state)
 }
 
-/// Serves until SIGINT or SIGTERM, then finishes in-flight requests.
+/// Serves until SIGINT or SIGTERM, then finishes in-flight requests. Key upkeep (rotation schedule,
+/// reloads) runs alongside.
 pub async fn run(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let upkeep = state.keys.clone().spawn();
+    let result = serve(listener, state).await;
+    upkeep.abort();
+    result
+}
+
+async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -10,8 +10,10 @@ use zeroize::Zeroizing;
 use crate::app;
 use crate::clients::{self, NewClient};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Settings};
+use crate::config::{Alg, Config, Settings};
 use crate::identity::{self, password};
+use crate::keys::rotation::KeyAdmin;
+use crate::keys::seal::Kek;
 use crate::store::{Store, User};
 
 #[derive(Parser, Debug)]
@@ -56,10 +58,32 @@ pub enum ConfigCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
-    /// List signing keys: kid, algorithm, state, creation time.
+    /// List signing keys: kid, algorithm, state and when each state began.
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Publish a new `next` key (every algorithm, or --alg); it starts signing once it has been in the
+    /// JWKS for jwks_max_age_secs + keys_refresh_secs + 60 s, and the old key is retired.
+    Rotate {
+        /// RS256, ES256 or EdDSA (default: all three).
+        #[arg(long)]
+        alg: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key at once (key compromise): it leaves the JWKS and its tokens stop verifying; when it
+    /// was signing, a replacement signs from now on.
+    Revoke {
+        kid: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every stored private key under a new KEK (read from --new-kek-file or CUSTOS_NEW_KEK).
+    RekeyKek {
+        /// A file holding the new KEK (base64 of 32 bytes).
+        #[arg(long, env = "CUSTOS_NEW_KEK_FILE")]
+        new_kek_file: Option<PathBuf>,
     },
 }
 
@@ -229,26 +253,153 @@ pub async fn run_command(settings: Settings, cmd: Command) -> Result<(), Failure
             print!("{}", settings.raw.redacted_toml());
             eprintln!("configuration is valid");
         }
-        Command::Keys(KeysCmd::List { json }) => {
-            let rows = store(&settings).await?.keys().await?;
+        Command::Keys(k) => keys(settings, k, clock.now()).await?,
+        Command::Client(c) => client(settings, c, clock.now()).await?,
+        Command::User(u) => user(settings, u, clock.now()).await?,
+    }
+    Ok(())
+}
+
+fn opt_time(t: Option<i64>) -> String {
+    t.map(time).unwrap_or_else(|| "-".into())
+}
+
+async fn keys(settings: Settings, cmd: KeysCmd, now: i64) -> Result<(), Failure> {
+    let store = store(&settings).await?;
+    if let KeysCmd::List { json } = cmd {
+        let rows = store.keys().await?;
+        if json {
+            print_json(&json!(rows.iter().map(|r| json!({
+                "kid": r.kid, "alg": r.alg, "state": r.state, "created_at": time(r.created_at),
+                "activated_at": r.activated_at.map(time), "retired_at": r.retired_at.map(time),
+                "removed_at": r.removed_at.map(time),
+            })).collect::<Vec<_>>()));
+        } else {
+            println!(
+                "{:<45} {:<6} {:<8} {:<26} {:<26} {:<26} REMOVED",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+            );
+            for r in rows {
+                println!(
+                    "{:<45} {:<6} {:<8} {:<26} {:<26} {:<26} {}",
+                    r.kid,
+                    r.alg,
+                    r.state,
+                    time(r.created_at),
+                    opt_time(r.activated_at),
+                    opt_time(r.retired_at),
+                    opt_time(r.removed_at)
+                );
+            }
+        }
+        return Ok(());
+    }
+    let kek = std::sync::Arc::new(app::load_kek(&settings)?);
+    let generate: std::sync::Arc<crate::keys::KeyGenerator> =
+        std::sync::Arc::new(crate::keys::jwk::generate);
+    let settings = std::sync::Arc::new(settings);
+    let admin = KeyAdmin::new(store, kek, settings.clone(), generate, "cli");
+    match cmd {
+        KeysCmd::List { .. } => {}
+        KeysCmd::Rotate { alg, json } => {
+            let algs = match alg {
+                None => Alg::ALL.to_vec(),
+                Some(a) => vec![Alg::parse(&a).ok_or_else(|| {
+                    fail(2, format!("--alg: `{a}` is not one of RS256, ES256, EdDSA"))
+                })?],
+            };
+            let out = admin.rotate(&algs, now).await?;
             if json {
-                print_json(&json!(rows.iter().map(|r| json!({"kid": r.kid, "alg": r.alg, "state": r.state, "created_at": time(r.created_at)})).collect::<Vec<_>>()));
+                print_json(&json!(
+                    out.iter()
+                        .map(|r| json!({
+                            "alg": r.alg.as_str(), "kid": r.kid, "created": r.created,
+                            "activates_at": time(r.activates_at),
+                        }))
+                        .collect::<Vec<_>>()
+                ));
             } else {
-                println!("{:<45} {:<6} {:<8} CREATED", "KID", "ALG", "STATE");
-                for r in rows {
+                for r in out {
+                    let what = if r.created {
+                        "published"
+                    } else {
+                        "already waiting:"
+                    };
                     println!(
-                        "{:<45} {:<6} {:<8} {}",
-                        r.kid,
+                        "{} {what} next key {}, signs from {} (replicas pick it up within {} s)",
                         r.alg,
-                        r.state,
-                        time(r.created_at)
+                        r.kid,
+                        time(r.activates_at),
+                        settings.raw.keys_refresh_secs
                     );
                 }
             }
         }
-        Command::Client(c) => client(settings, c, clock.now()).await?,
-        Command::User(u) => user(settings, u, clock.now()).await?,
+        KeysCmd::Revoke { kid, json } => {
+            let r = admin.revoke(&kid, now).await?;
+            if json {
+                print_json(&json!({
+                    "kid": r.kid, "alg": r.alg.as_str(), "was": r.was.as_str(),
+                    "replacement": r.replacement,
+                }));
+            } else {
+                println!("removed {} key {} (was {})", r.alg, r.kid, r.was.as_str());
+                if let Some(k) = &r.replacement {
+                    println!("{} now signs with {k}", r.alg);
+                }
+                println!(
+                    "every replica drops it within {} s; caches of the JWKS within {} s more",
+                    settings.raw.keys_refresh_secs, settings.raw.jwks_max_age_secs
+                );
+            }
+        }
+        KeysCmd::RekeyKek { new_kek_file } => {
+            let text = match new_kek_file {
+                Some(p) => Zeroizing::new(
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| fail(2, format!("--new-kek-file {}: {e}", p.display())))?,
+                ),
+                None => Zeroizing::new(std::env::var("CUSTOS_NEW_KEK").map_err(|_| {
+                    fail(
+                        2,
+                        "give the new KEK with --new-kek-file FILE or CUSTOS_NEW_KEK",
+                    )
+                })?),
+            };
+            let new = Kek::from_base64(&text).map_err(|e| fail(2, format!("the new KEK: {e}")))?;
+            let n = admin.rekey(&new, now).await?;
+            eprintln!("re-sealed {n} signing keys under the new KEK");
+            if settings.raw.kek.is_none() {
+                replace_kek_file(&settings.raw.keys_dir, &new)?;
+                eprintln!(
+                    "wrote the new KEK to {}; restart custos",
+                    settings.raw.keys_dir.join("kek").display()
+                );
+            } else {
+                eprintln!(
+                    "now give every replica the new KEK (CUSTOS_KEK) and restart them; until then they keep signing with the keys they hold"
+                );
+            }
+        }
     }
+    Ok(())
+}
+
+/// Swaps `<dir>/kek` for `new` in one rename, mode 0600.
+fn replace_kek_file(dir: &std::path::Path, new: &Kek) -> Result<(), Failure> {
+    let tmp = dir.join("kek.new");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(new.to_base64().as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join("kek"))?;
     Ok(())
 }
 

@@ -31,6 +31,8 @@ const KEYS: &[&str] = &[
     "require_pkce_for_confidential",
     "access_token_alg",
     "jwks_max_age_secs",
+    "keys_refresh_secs",
+    "key_rotation_days",
     "client_cache_ttl_secs",
     "log_format",
     "log_level",
@@ -116,6 +118,11 @@ pub struct Config {
     pub require_pkce_for_confidential: bool,
     pub access_token_alg: String,
     pub jwks_max_age_secs: u64,
+    /// How often a replica re-reads the signing keys from the database (and runs rotation when due):
+    /// the bound on how late it notices a rotation or a revocation.
+    pub keys_refresh_secs: u64,
+    /// Replace each signing key after this many days (0: only `custos keys rotate`).
+    pub key_rotation_days: u64,
     /// How long a replica may serve a client record from memory; 0 reads the database every time.
     pub client_cache_ttl_secs: u64,
     pub log_format: LogFormat,
@@ -147,6 +154,8 @@ impl Default for Config {
             require_pkce_for_confidential: true,
             access_token_alg: "ES256".into(),
             jwks_max_age_secs: 300,
+            keys_refresh_secs: 30,
+            key_rotation_days: 30,
             client_cache_ttl_secs: 5,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -343,6 +352,7 @@ impl Config {
                 600,
             ),
             ("jwks_max_age_secs", self.jwks_max_age_secs, 0, 86_400),
+            ("keys_refresh_secs", self.keys_refresh_secs, 1, 3_600),
             ("client_cache_ttl_secs", self.client_cache_ttl_secs, 0, 300),
         ] {
             if !(min..=max).contains(&v) {
@@ -358,6 +368,30 @@ impl Config {
                 format!(
                     "`{}` exceeds refresh_token_ttl_secs ({}); the idle lifetime must not be longer than the absolute one",
                     self.refresh_token_idle_ttl_secs, self.refresh_token_ttl_secs
+                ),
+            ));
+        }
+        if self.key_rotation_days > 3_650 {
+            return Err(invalid(
+                "key_rotation_days",
+                format!(
+                    "`{}` is out of range; allowed 0 (manual rotation only)..=3650 days",
+                    self.key_rotation_days
+                ),
+            ));
+        }
+        // A new key is published for jwks_max_age_secs + keys_refresh_secs (+ clock skew) before it
+        // signs; a schedule shorter than that would start the next rotation before this one ends.
+        let lead = self.jwks_max_age_secs
+            + self.keys_refresh_secs
+            + crate::keys::lifecycle::CLOCK_SKEW_SECS.unsigned_abs();
+        if self.key_rotation_days > 0 && self.key_rotation_days * 86_400 <= 2 * lead {
+            return Err(invalid(
+                "key_rotation_days",
+                format!(
+                    "`{}` is too short: a new key is published {lead} s (jwks_max_age_secs + keys_refresh_secs + 60) before it signs, so rotate at least every {} days or lower jwks_max_age_secs",
+                    self.key_rotation_days,
+                    (2 * lead) / 86_400 + 1
                 ),
             ));
         }

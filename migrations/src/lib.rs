@@ -10,6 +10,7 @@ mod m20261125_000001_foundation;
 mod m20261125_000002_refresh_tokens;
 mod m20261125_000003_consents;
 mod m20261125_000004_client_token_policy;
+mod m20261125_000005_key_lifecycle;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_refresh_tokens::Migration),
             Box::new(m20261125_000003_consents::Migration),
             Box::new(m20261125_000004_client_token_policy::Migration),
+            Box::new(m20261125_000005_key_lifecycle::Migration),
         ]
     }
 }

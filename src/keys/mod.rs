@@ -2,9 +2,12 @@
 //! database (the one place every replica shares), unsealed into memory at start, published as a JWKS.
 //!
 //! States: `next` (published, not signing), `active` (signing), `retired` (published, not signing),
-//! `removed`. Rotation between them is the key-rotation issue's; this module already reads all four.
+//! `removed`. `lifecycle` decides when a key moves on, `rotation` moves it (under a lock shared by
+//! every replica) and keeps each replica's `Keyring` in step with the database.
 
 pub mod jwk;
+pub mod lifecycle;
+pub mod rotation;
 pub mod seal;
 
 use std::collections::HashMap;
@@ -37,9 +40,17 @@ pub enum KeysError {
     Corrupt(String),
     #[error("no active signing key for {0}")]
     NoActiveKey(Alg),
+    #[error("no signing key {0}")]
+    UnknownKid(String),
+    #[error("signing key {0} is already removed")]
+    AlreadyRemoved(String),
+    #[error(
+        "this KEK cannot open the stored signing key {0}: the keys were re-sealed under another KEK (configure that one)"
+    )]
+    WrongKek(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     Next,
@@ -160,10 +171,34 @@ impl Keyring {
             }
         }
         let rows = store.keys().await?;
-        let set = build_set(kek, &rows)?;
+        let set = build_set(kek, &rows, None)?;
         Ok(Keyring {
             set: RwLock::new(Arc::new(set)),
         })
+    }
+
+    /// Re-reads the keys and swaps in the new set when it differs; true when it did. Keys already in
+    /// memory are reused rather than unsealed again, so a replica keeps signing through a KEK change
+    /// it has not been restarted for yet; on any error the current set stays.
+    pub async fn reload(&self, store: &Store, kek: &Kek) -> Result<bool, KeysError> {
+        let rows = store.keys().await?;
+        let current = self.current();
+        let set = build_set(kek, &rows, Some(&current))?;
+        let same = set.jwks == current.jwks
+            && set.active.len() == current.active.len()
+            && set
+                .active
+                .iter()
+                .all(|(alg, k)| current.active.get(alg).is_some_and(|c| c.kid == k.kid));
+        if same {
+            return Ok(false);
+        }
+        let mut guard = match self.set.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *guard = Arc::new(set);
+        Ok(true)
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -200,14 +235,15 @@ pub fn seal_new_key(
         created_at: now,
         activated_at: (state == KeyState::Active).then_some(now),
         retired_at: None,
+        removed_at: None,
     })
 }
 
-fn aad(kid: &str, alg: Alg) -> String {
+pub(crate) fn aad(kid: &str, alg: Alg) -> String {
     format!("custos-signing-key:{alg}:{kid}")
 }
 
-fn build_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeysError> {
+fn build_set(kek: &Kek, rows: &[KeyRow], loaded: Option<&KeySet>) -> Result<KeySet, KeysError> {
     let mut active: HashMap<Alg, Arc<LoadedKey>> = HashMap::new();
     let mut published = Vec::new();
     for r in rows {
@@ -221,6 +257,14 @@ fn build_set(kek: &Kek, rows: &[KeyRow]) -> Result<KeySet, KeysError> {
         // Of several active keys for one algorithm (two replicas' first starts raced), the oldest signs;
         // every replica makes the same choice because rows come ordered by creation.
         if state == KeyState::Active && !active.contains_key(&alg) {
+            if let Some(k) = loaded
+                .and_then(|l| l.active.get(&alg))
+                .filter(|k| k.kid == r.kid)
+            {
+                active.insert(alg, k.clone());
+                published.push(jwk);
+                continue;
+            }
             let pkcs8 = kek
                 .open(&aad(&r.kid, alg), &r.sealed_private_key)
                 .map_err(|source| KeysError::Seal {

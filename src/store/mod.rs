@@ -7,9 +7,11 @@
 mod consents;
 mod entity;
 mod introspect;
+mod keys;
 mod refresh;
 
 pub use introspect::RefreshTokenState;
+pub use keys::{KeyMove, KeyTxn};
 pub use refresh::{
     IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
     RefreshFamily, RefreshToken, RotateRequest, Rotation,
@@ -24,7 +26,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use entity::{audit_events, clients, signing_keys, users};
+use entity::{audit_events, clients, users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -132,6 +134,7 @@ pub struct KeyRow {
     pub created_at: i64,
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
+    pub removed_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -253,6 +256,9 @@ impl Store {
             } else {
                 opts.max_connections(4).min_connections(1);
             }
+            // A local file cannot go stale the way a network connection can, and a ping per acquire is
+            // one more round trip to sqlx's SQLite worker thread on every query.
+            opts.test_before_acquire(false);
             opts.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
@@ -445,44 +451,11 @@ impl Store {
     // --- signing keys --------------------------------------------------------------------------
 
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        Ok(signing_keys::Entity::find()
-            .order_by_asc(signing_keys::Column::CreatedAt)
-            .order_by_asc(signing_keys::Column::Kid)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|m| KeyRow {
-                kid: m.kid,
-                alg: m.alg,
-                state: m.state,
-                public_jwk: m.public_jwk,
-                sealed_private_key: m.sealed_private_key,
-                created_at: m.created_at,
-                activated_at: m.activated_at,
-                retired_at: m.retired_at,
-            })
-            .collect())
+        keys::all(&self.db).await
     }
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        let am = signing_keys::ActiveModel {
-            kid: Set(k.kid.clone()),
-            alg: Set(k.alg.clone()),
-            state: Set(k.state.clone()),
-            public_jwk: Set(k.public_jwk.clone()),
-            sealed_private_key: Set(k.sealed_private_key.clone()),
-            created_at: Set(k.created_at),
-            activated_at: Set(k.activated_at),
-            retired_at: Set(k.retired_at),
-        };
-        match signing_keys::Entity::insert(am)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("a key with this kid")),
-            Err(e) => Err(e.into()),
-        }
+        keys::insert(&self.db, k).await
     }
 
     // --- audit ---------------------------------------------------------------------------------

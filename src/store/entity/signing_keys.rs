@@ -13,6 +13,7 @@ pub struct Model {
     pub created_at: i64,
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
+    pub removed_at: Option<i64>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}
