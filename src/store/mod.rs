@@ -225,6 +225,11 @@ pub struct Store {
     /// SQLite's busy handler (which sleeps in steps of milliseconds), keeps write latency in
     /// microseconds. Postgres does not use it.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: one connection of its own for the refresh-rotation write, used only under `write_gate`,
+    /// so a multi-statement `BEGIN IMMEDIATE ... COMMIT` runs in one round trip to sqlx's worker and,
+    /// on failure, the `ROLLBACK` reaches the same connection. Postgres (and `:memory:`, whose database
+    /// exists only on its one connection): the same pool as `db`.
+    writer: DatabaseConnection,
 }
 
 impl Store {
@@ -268,10 +273,17 @@ impl Store {
         } else {
             opts.max_connections(16).min_connections(1);
         }
-        let db = Database::connect(opts).await?;
+        let db = Database::connect(opts.clone()).await?;
+        let writer = if url.starts_with("sqlite:") && !memory {
+            opts.max_connections(1).min_connections(1);
+            Database::connect(opts).await?
+        } else {
+            db.clone()
+        };
         Ok(Store {
             db,
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writer,
         })
     }
 

@@ -181,6 +181,8 @@ pub enum Rotation {
     Reused { family: RefreshFamily },
     /// The requested scope is not within the family's; the token was not used up.
     InvalidScope,
+    /// The family's account is disabled (or gone); the token was not used up.
+    AccountInactive,
     /// Unknown, expired (idle or absolute), revoked, or another client's: `invalid_grant`.
     Invalid,
 }
@@ -276,16 +278,7 @@ impl Store {
         // A lost race is settled on the next round, which reads the winner's committed row; a third
         // round would mean the winner rolled back and we lost again to yet another winner.
         for _ in 0..3 {
-            let Some(tok) = refresh_tokens::Entity::find_by_id(hash.clone())
-                .one(&self.db)
-                .await?
-            else {
-                return Ok(Rotation::Invalid);
-            };
-            let Some(fam) = refresh_families::Entity::find_by_id(tok.family_id.clone())
-                .one(&self.db)
-                .await?
-            else {
+            let Some((tok, fam, account_active)) = self.rotation_rows(&hash).await? else {
                 return Ok(Rotation::Invalid);
             };
             if fam.client_id != req.client_id || req.now >= fam.absolute_expires_at {
@@ -297,6 +290,9 @@ impl Store {
             }
             if family.revoked_at.is_some() || req.now >= tok.expires_at {
                 return Ok(Rotation::Invalid);
+            }
+            if !account_active {
+                return Ok(Rotation::AccountInactive);
             }
             let scope = match req.scope {
                 // RFC 6749 §6: an omitted scope means the scope originally granted.
@@ -322,37 +318,19 @@ impl Store {
             } else {
                 None
             };
-            let (txn, _gate) = self.begin_write().await?;
-            // The one statement that decides who rotates.
-            let won = refresh_tokens::Entity::update_many()
-                .col_expr(refresh_tokens::Column::UsedAt, Expr::value(req.now))
-                .col_expr(refresh_tokens::Column::SuccessorSealed, Expr::value(sealed))
-                .filter(refresh_tokens::Column::TokenHash.eq(hash.as_str()))
-                .filter(refresh_tokens::Column::UsedAt.is_null())
-                .exec(&txn)
-                .await?
-                .rows_affected
-                == 1;
-            if !won {
-                txn.rollback().await?;
+            let claim = Claim {
+                hash: &hash,
+                sealed,
+                next: &next,
+                family: &family,
+                parent: tok.parent_hash.as_deref(),
+                scope: &scope,
+                now: req.now,
+                idle_ttl: secs(req.idle_ttl_secs),
+            };
+            if !self.claim(claim).await? {
                 continue;
             }
-            insert_token(
-                &txn,
-                &next,
-                &family,
-                Some(hash.clone()),
-                &scope,
-                req.now,
-                secs(req.idle_ttl_secs),
-            )
-            .await?;
-            // The presented token was itself a successor: its parent's grace copy has served its purpose.
-            if let Some(parent) = &tok.parent_hash {
-                clear_successor(&txn, refresh_tokens::Column::TokenHash.eq(parent.as_str()))
-                    .await?;
-            }
-            txn.commit().await?;
             return Ok(Rotation::Rotated(IssuedRefresh {
                 token: next,
                 family,
@@ -541,6 +519,158 @@ impl Store {
             .await?;
         txn.commit().await?;
         Ok(r.rows_affected)
+    }
+}
+
+/// `SELECT` of one token with its family and whether the family's account is active, in one round
+/// trip; `?` placeholders, rewritten to `$n` for Postgres by [`numbered`].
+const ROTATION_ROWS_SQL: &str = "SELECT \
+    t.token_hash AS t_token_hash, t.family_id AS t_family_id, t.parent_hash AS t_parent_hash, \
+    t.scope AS t_scope, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
+    t.used_at AS t_used_at, t.successor_sealed AS t_successor_sealed, \
+    f.id AS f_id, f.user_id AS f_user_id, f.client_id AS f_client_id, f.scope AS f_scope, \
+    f.session_id AS f_session_id, f.auth_time AS f_auth_time, f.created_at AS f_created_at, \
+    f.absolute_expires_at AS f_absolute_expires_at, f.revoked_at AS f_revoked_at, \
+    f.revoked_reason AS f_revoked_reason, u.disabled AS u_disabled \
+    FROM refresh_tokens t \
+    JOIN refresh_families f ON f.id = t.family_id \
+    LEFT JOIN users u ON u.id = f.user_id \
+    WHERE t.token_hash = ?";
+
+/// The rotation's writes as one transaction in one round trip. The conditional `UPDATE` elects the
+/// winner; the successor is inserted, and the parent's sealed grace copy dropped, only when it did
+/// (`changes()` is the row count of the statement before).
+const CLAIM_SQLITE: &str = "\
+    BEGIN IMMEDIATE; \
+    UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
+        WHERE token_hash = ? AND used_at IS NULL; \
+    INSERT INTO refresh_tokens \
+        (token_hash, family_id, parent_hash, scope, created_at, expires_at, used_at, successor_sealed) \
+        SELECT ?, ?, ?, ?, ?, ?, NULL, NULL WHERE changes() = 1; \
+    UPDATE refresh_tokens SET successor_sealed = NULL \
+        WHERE token_hash = ? AND successor_sealed IS NOT NULL AND changes() = 1; \
+    COMMIT;";
+
+/// The same as one Postgres statement: data-modifying CTEs run together, atomically, and the insert and
+/// the clean-up see whether the claim matched. A loser blocks on the row lock, re-checks
+/// `used_at IS NULL` after the winner commits, matches nothing and so inserts nothing.
+const CLAIM_POSTGRES: &str = "\
+    WITH won AS (UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
+            WHERE token_hash = $3 AND used_at IS NULL RETURNING 1), \
+        ins AS (INSERT INTO refresh_tokens \
+            (token_hash, family_id, parent_hash, scope, created_at, expires_at, used_at, successor_sealed) \
+            SELECT $4, $5, $6, $7, $8, $9, NULL, NULL FROM won RETURNING 1), \
+        clr AS (UPDATE refresh_tokens SET successor_sealed = NULL \
+            WHERE token_hash = $10 AND successor_sealed IS NOT NULL AND EXISTS (SELECT 1 FROM ins)) \
+    SELECT COUNT(*) AS won FROM won";
+
+/// `?` → `$1, $2, ...` (the SQL above holds no `?` inside literals).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Store {
+    /// The presented token, its family, and whether the account is present and enabled.
+    async fn rotation_rows(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(refresh_tokens::Model, refresh_families::Model, bool)>, StoreError> {
+        use sea_orm::{FromQueryResult, Statement};
+        static PG_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let backend = self.db.get_database_backend();
+        let sql = if backend == DbBackend::Postgres {
+            PG_SQL.get_or_init(|| numbered(ROTATION_ROWS_SQL)).as_str()
+        } else {
+            ROTATION_ROWS_SQL
+        };
+        let stmt = Statement::from_sql_and_values(backend, sql, [hash.into()]);
+        let Some(row) = self.db.query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let tok = refresh_tokens::Model::from_query_result(&row, "t_")?;
+        let fam = refresh_families::Model::from_query_result(&row, "f_")?;
+        let disabled: Option<bool> = row.try_get("", "u_disabled")?;
+        Ok(Some((tok, fam, disabled == Some(false))))
+    }
+}
+
+/// What a winning rotation writes: `hash` marked used, `next` recorded as its successor, and the
+/// grace copy kept on `parent` cleared.
+struct Claim<'a> {
+    hash: &'a str,
+    sealed: Option<String>,
+    next: &'a RefreshToken,
+    family: &'a RefreshFamily,
+    parent: Option<&'a str>,
+    scope: &'a [String],
+    now: i64,
+    idle_ttl: i64,
+}
+
+impl Store {
+    /// Applies `c` if `c.hash` is still unused; true when this call won. One round trip: on Postgres a
+    /// single statement (its own transaction); on SQLite one multi-statement transaction on the writer
+    /// connection, behind this process's write gate.
+    async fn claim(&self, c: Claim<'_>) -> Result<bool, StoreError> {
+        use sea_orm::{Statement, Value};
+        let backend = self.db.get_database_backend();
+        let values: [Value; 10] = [
+            c.now.into(),
+            c.sealed.into(),
+            c.hash.into(),
+            c.next.hash().to_db().into(),
+            c.family.id.as_str().into(),
+            c.hash.into(),
+            list_to_db(c.scope).into(),
+            c.now.into(),
+            c.now
+                .saturating_add(c.idle_ttl)
+                .min(c.family.absolute_expires_at)
+                .into(),
+            c.parent.map(str::to_string).into(),
+        ];
+        if backend == DbBackend::Postgres {
+            let row = self
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    backend,
+                    CLAIM_POSTGRES,
+                    values,
+                ))
+                .await?
+                .ok_or_else(|| StoreError::Db(DbErr::Custom("rotation returned no row".into())))?;
+            let won: i64 = row.try_get("", "won")?;
+            return Ok(won == 1);
+        }
+        let _gate = self.write_gate.clone().lock_owned().await;
+        match self
+            .writer
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                CLAIM_SQLITE,
+                values,
+            ))
+            .await
+        {
+            // 0 when another request used the token first; 2 or 3 (claim, insert, maybe clean-up) else.
+            Ok(r) => Ok(r.rows_affected() >= 2),
+            Err(e) => {
+                // A statement failed after `BEGIN`: end the transaction on this (the only) connection.
+                // Its own error ("no transaction is active") is expected when `BEGIN` itself failed.
+                let _ = self.writer.execute_unprepared("ROLLBACK").await;
+                Err(e.into())
+            }
+        }
     }
 }
 

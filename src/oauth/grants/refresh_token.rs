@@ -78,6 +78,12 @@ pub async fn issue(
                 "scope exceeds what was granted",
             ));
         }
+        Rotation::AccountInactive => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the account is no longer active",
+            ));
+        }
         Rotation::Invalid => {
             return Err(OAuthError::new(
                 ErrorCode::InvalidGrant,
@@ -85,20 +91,6 @@ pub async fn issue(
             ));
         }
     };
-    match state.store.user(&issued.family.user_id).await {
-        Ok(Some(u)) if !u.disabled => {}
-        Ok(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "the account is no longer active",
-            ));
-        }
-        Err(_) => {
-            return Err(OAuthError::unavailable(
-                "the server cannot issue tokens right now; retry later",
-            ));
-        }
-    }
     let aud = audience(client, &[], &r.resources)?;
     let (at, _, ttl) = access_token(
         state,
