@@ -429,12 +429,15 @@ mod tests {
 
     #[test]
     fn periods_follow_the_settings() {
-        let mut c = crate::config::Config::default();
-        c.jwks_max_age_secs = 600;
-        c.keys_refresh_secs = 20;
-        c.key_rotation_days = 7;
-        c.access_token_ttl_secs = 1200;
-        let s = c.validate().unwrap();
+        let s = crate::config::Config {
+            jwks_max_age_secs: 600,
+            keys_refresh_secs: 20,
+            key_rotation_days: 7,
+            access_token_ttl_secs: 1200,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
         let longest = longest_token_ttl(&s, [3600u64].into_iter());
         assert_eq!(longest, 3600, "a client's override counts");
         let p = Policy::new(&s, longest);
@@ -442,5 +445,35 @@ mod tests {
         assert_eq!(p.retire_hold, 3600 + 20 + CLOCK_SKEW_SECS);
         assert_eq!(p.rotate_every, Some(7 * DAY));
         assert_eq!(longest_token_ttl(&s, std::iter::empty()), 1200);
+    }
+
+    #[test]
+    fn a_schedule_shorter_than_the_lead_is_refused() {
+        let e = crate::config::Config {
+            jwks_max_age_secs: 86_400,
+            key_rotation_days: 2,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`key_rotation_days`") && e.contains("too short"),
+            "{e}"
+        );
+        let e = crate::config::Config {
+            keys_refresh_secs: 0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`keys_refresh_secs`"), "{e}");
+        let manual = crate::config::Config {
+            jwks_max_age_secs: 86_400,
+            key_rotation_days: 0,
+            ..Default::default()
+        };
+        assert!(manual.validate().is_ok());
     }
 }

@@ -7,6 +7,7 @@ mod discovery;
 mod endpoints;
 mod ephemeral;
 mod faults;
+mod keys_rotation;
 mod logout;
 mod proxy;
 mod real_browser;
