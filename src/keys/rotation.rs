@@ -81,13 +81,26 @@ impl KeyAdmin {
         ))
     }
 
+    /// The policy for `rows`: the client table is read only when a retired key needs the hold.
+    async fn policy_for(&self, rows: &[KeyRow]) -> Result<Policy, KeysError> {
+        if rows.iter().any(|r| r.state == KeyState::Retired.as_str()) {
+            self.policy().await
+        } else {
+            Ok(Policy::new(&self.settings, 0))
+        }
+    }
+
     /// Applies what the schedule says is due at `now`; returns the steps taken (usually none).
     pub async fn apply_due(&self, now: i64) -> Result<Vec<Step>, KeysError> {
-        let policy = self.policy().await?;
         // Most ticks find nothing due: decide on a plain read first, lock only when there is work.
-        if lifecycle::plan(&infos(&self.store.keys().await?), now, &policy).is_empty() {
+        let rows = self.store.keys().await?;
+        let policy = self.policy_for(&rows).await?;
+        if lifecycle::plan(&infos(&rows), now, &policy).is_empty() {
             return Ok(Vec::new());
         }
+        // The full policy, read before the lock: on SQLite in memory the transaction holds the only
+        // connection.
+        let policy = self.policy().await?;
         let txn = self.store.lock_keys().await?;
         let rows = txn.keys().await?;
         let steps = lifecycle::plan(&infos(&rows), now, &policy);
