@@ -41,6 +41,7 @@ const KEYS: &[&str] = &[
     "argon2_parallelism",
     "max_body_bytes",
     "ephemeral_max_entries",
+    "trusted_proxies",
 ];
 
 /// A configuration value that must never be printed.
@@ -132,6 +133,9 @@ pub struct Config {
     pub argon2_parallelism: u32,
     pub max_body_bytes: usize,
     pub ephemeral_max_entries: usize,
+    /// Comma-separated CIDRs (or addresses) of the reverse proxies whose `Forwarded` /
+    /// `X-Forwarded-For` is believed. Empty (the default): the socket's peer is the client, always.
+    pub trusted_proxies: String,
 }
 
 impl Default for Config {
@@ -164,6 +168,7 @@ impl Default for Config {
             argon2_parallelism: 1,
             max_body_bytes: 64 * 1024,
             ephemeral_max_entries: 1_000_000,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -192,6 +197,8 @@ pub struct Settings {
     pub issuer_str: String,
     pub listen: SocketAddr,
     pub access_token_alg: Alg,
+    /// `trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -463,12 +470,20 @@ impl Config {
                 ),
             ));
         }
+        let trusted_proxies = crate::http::client_ip::parse_trusted(&self.trusted_proxies)
+            .map_err(|bad| {
+                invalid(
+                    "trusted_proxies",
+                    format!("`{bad}` is not an IP address or CIDR (e.g. 10.0.0.0/8, ::1)"),
+                )
+            })?;
         Ok(Settings {
             raw: self,
             issuer,
             issuer_str,
             listen,
             access_token_alg,
+            trusted_proxies,
         })
     }
 

@@ -1,7 +1,7 @@
 //! `GET|POST /login`: the sign-in page of a pending authorization request.
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use zeroize::Zeroizing;
@@ -85,7 +85,7 @@ pub async fn pending_form(
 
 pub async fn post(
     State(s): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    crate::http::client_ip::ClientIp(ip): crate::http::client_ip::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -100,7 +100,7 @@ pub async fn post(
         &s,
         &email,
         password,
-        Some(peer.ip().to_string()),
+        Some(ip.to_string()),
     )
     .await
     {

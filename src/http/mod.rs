@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod bearer;
 pub mod client_form;
+pub mod client_ip;
 pub mod consent;
 pub mod error;
 pub mod health;
