@@ -1,7 +1,7 @@
 //! Password hashing: argon2id with the configured parameters, always on a blocking thread.
 
-use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
