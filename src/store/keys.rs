@@ -9,8 +9,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    IsolationLevel, QueryFilter, QueryOrder, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    QueryFilter, QueryOrder,
 };
 
 use super::entity::signing_keys;
@@ -84,19 +83,7 @@ impl Store {
     /// Starts a key-state change, waiting for any other one (any replica, any process) to finish.
     pub async fn lock_keys(&self) -> Result<KeyTxn, StoreError> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        let gate = if postgres {
-            None
-        } else {
-            Some(self.write_gate.clone().lock_owned().await)
-        };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                isolation_level: postgres.then_some(IsolationLevel::ReadCommitted),
-                access_mode: None,
-                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
-            })
-            .await?;
+        let (txn, gate) = self.begin_write().await?;
         if postgres {
             txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({KEY_LOCK})"))
                 .await?;

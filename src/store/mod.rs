@@ -22,7 +22,8 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 
@@ -285,6 +286,37 @@ impl Store {
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             writer,
         })
+    }
+
+    /// A transaction whose first statement writes: SQLite takes the write lock at `BEGIN IMMEDIATE`
+    /// (waiting under the busy timeout instead of failing on a stale snapshot), Postgres runs READ
+    /// COMMITTED whatever the server default, so a losing conditional UPDATE matches nothing rather
+    /// than failing with a serialization error.
+    /// On SQLite the returned guard holds this process's write gate until the transaction ends.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            DatabaseTransaction,
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+        ),
+        StoreError,
+    > {
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        let gate = if postgres {
+            None
+        } else {
+            Some(self.write_gate.clone().lock_owned().await)
+        };
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                isolation_level: postgres.then_some(IsolationLevel::ReadCommitted),
+                access_mode: None,
+                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
+            })
+            .await?;
+        Ok((txn, gate))
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

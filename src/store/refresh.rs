@@ -29,9 +29,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IsolationLevel, QueryFilter, QueryOrder, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder,
 };
 use zeroize::Zeroizing;
 
@@ -192,37 +191,6 @@ fn secs(v: u64) -> i64 {
 }
 
 impl Store {
-    /// A transaction whose first statement writes: SQLite takes the write lock at `BEGIN IMMEDIATE`
-    /// (waiting under the busy timeout instead of failing on a stale snapshot), Postgres runs READ
-    /// COMMITTED whatever the server default, so a losing conditional UPDATE matches nothing rather
-    /// than failing with a serialization error.
-    /// On SQLite the returned guard holds this process's write gate until the transaction ends.
-    async fn begin_write(
-        &self,
-    ) -> Result<
-        (
-            DatabaseTransaction,
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-        ),
-        StoreError,
-    > {
-        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
-        let gate = if postgres {
-            None
-        } else {
-            Some(self.write_gate.clone().lock_owned().await)
-        };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                isolation_level: postgres.then_some(IsolationLevel::ReadCommitted),
-                access_mode: None,
-                sqlite_transaction_mode: (!postgres).then_some(SqliteTransactionMode::Immediate),
-            })
-            .await?;
-        Ok((txn, gate))
-    }
-
     /// Records a new family and returns it with its first token.
     pub async fn create_family(
         &self,
