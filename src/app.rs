@@ -170,11 +170,13 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests. Key upkeep (rotation schedule,
-/// reloads) runs alongside.
+/// reloads) and housekeeping (`jobs`) run alongside.
 pub async fn run(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let upkeep = state.keys.clone().spawn();
+    let housekeeping = crate::jobs::spawn(state.clone());
     let result = serve(listener, state).await;
     upkeep.abort();
+    housekeeping.abort();
     result
 }
 

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The longest refresh-token reuse grace window a client may have.
+pub const MAX_REUSE_GRACE_SECS: u64 = 300;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -192,11 +195,11 @@ pub async fn create(
         (None, Some(r)) => r.clone(),
         (None, None) => id.clone(),
     };
-    if n.refresh_reuse_grace_secs > 300 {
+    if n.refresh_reuse_grace_secs > MAX_REUSE_GRACE_SECS {
         return Err(invalid(
             "refresh_reuse_grace_secs",
             format!(
-                "`{}` is out of range; allowed 0..=300",
+                "`{}` is out of range; allowed 0..={MAX_REUSE_GRACE_SECS}",
                 n.refresh_reuse_grace_secs
             ),
         ));

@@ -9,6 +9,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod keys;
 pub mod oauth;
 pub mod session;

@@ -677,3 +677,61 @@ async fn the_database_never_holds_a_refresh_token() {
     }
     assert!(!contains(&all, REFRESH_TOKEN_PREFIX.as_bytes()));
 }
+
+#[tokio::test]
+async fn housekeeping_purges_expired_families_and_drops_old_grace_copies() {
+    use custos::jobs::{Report, run_once};
+    let app = TestApp::start().await;
+    let store = &app.state.store;
+    let f = fixture(&app).await;
+    let now = app.clock.now();
+    // One family that ends in an hour, one that lives on; each rotated once with a 300 s grace window.
+    let (short, s0) = store
+        .create_family(f.family(now, 3600, 3600))
+        .await
+        .unwrap();
+    let (long, l0) = store
+        .create_family(f.family(now, 30 * DAY, 7 * DAY))
+        .await
+        .unwrap();
+    rotated(f.rotate(store, s0.as_str(), now, 300).await);
+    let (l1, _) = rotated(f.rotate(store, l0.as_str(), now, 300).await);
+    let sealed = |fam: String| async move {
+        rows_of(store, &fam)
+            .await
+            .into_iter()
+            .filter(|r| r.2.is_some())
+            .count()
+    };
+    assert_eq!(sealed(long.id.clone()).await, 1);
+
+    // Nothing is due yet: a pass removes nothing.
+    app.clock.advance(299);
+    assert_eq!(run_once(&app.state).await.unwrap(), Report::default());
+    // The grace windows are over: the sealed copies go, the families stay.
+    app.clock.advance(1);
+    assert_eq!(
+        run_once(&app.state).await.unwrap(),
+        Report {
+            refresh_families_purged: 0,
+            sealed_successors_cleared: 2,
+        }
+    );
+    assert_eq!(sealed(long.id.clone()).await, 0);
+    // The live token still rotates.
+    let (l2, _) = rotated(f.rotate(store, &l1, app.clock.now(), 300).await);
+    // The short family reaches its absolute lifetime and is deleted with its tokens; the grace copy
+    // of the rotation just above (at +300 s) is stale by now too.
+    app.clock.set(now + 3600);
+    assert_eq!(
+        run_once(&app.state).await.unwrap(),
+        Report {
+            refresh_families_purged: 1,
+            sealed_successors_cleared: 1,
+        }
+    );
+    assert!(store.refresh_family(&short.id).await.unwrap().is_none());
+    assert!(rows_of(store, &short.id).await.is_empty());
+    assert!(store.refresh_family(&long.id).await.unwrap().is_some());
+    rotated(f.rotate(store, &l2, app.clock.now(), 0).await);
+}

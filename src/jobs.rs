@@ -1,0 +1,61 @@
+//! Housekeeping that keeps the database from growing without bound. Every replica runs it; each step is
+//! an idempotent bulk statement, so replicas doing it at the same time only repeat each other's work.
+//!
+//! - Refresh families past their absolute lifetime are deleted with their tokens. (Revoked families stay
+//!   until then, so a replayed token is still recognised as reuse and audited.)
+//! - Sealed grace copies of rotated tokens are dropped once no client's grace window can still need
+//!   them ([`MAX_REUSE_GRACE_SECS`] after the rotation).
+
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::clients::MAX_REUSE_GRACE_SECS;
+use crate::store::StoreError;
+
+/// How often a replica runs [`run_once`].
+pub const EVERY: Duration = Duration::from_secs(600);
+/// The first run waits this long after start-up, so a restart storm is not also a purge storm.
+const FIRST_AFTER: Duration = Duration::from_secs(60);
+
+/// What one pass removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub refresh_families_purged: u64,
+    pub sealed_successors_cleared: u64,
+}
+
+/// One housekeeping pass at the state's clock.
+pub async fn run_once(state: &AppState) -> Result<Report, StoreError> {
+    let now = state.clock.now();
+    Ok(Report {
+        refresh_families_purged: state.store.purge_refresh_families(now).await?,
+        sealed_successors_cleared: state
+            .store
+            .clear_stale_successors(now, MAX_REUSE_GRACE_SECS)
+            .await?,
+    })
+}
+
+/// Runs [`run_once`] every [`EVERY`] until the task is aborted; a failed pass is logged and retried
+/// at the next tick.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(FIRST_AFTER).await;
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match run_once(&state).await {
+                Ok(r) if r != Report::default() => tracing::info!(
+                    refresh_families_purged = r.refresh_families_purged,
+                    sealed_successors_cleared = r.sealed_successors_cleared,
+                    "housekeeping"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "housekeeping failed; retrying at the next pass")
+                }
+            }
+        }
+    })
+}
