@@ -13,5 +13,6 @@ pub mod jobs;
 pub mod keys;
 pub mod oauth;
 pub mod session;
+pub mod sessions;
 pub mod store;
 pub mod views;

@@ -196,3 +196,5 @@ pub fn new_flow() -> (String, String) {
     let h = hash(&flow);
     (flow, h)
 }
+
+pub use crate::sessions::{end_session, end_user_sessions};
