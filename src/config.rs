@@ -42,6 +42,24 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "ephemeral_max_entries",
     "trusted_proxies",
+    "registration",
+    "require_verified_email",
+    "password_min_length",
+    "password_min_zxcvbn_score",
+    "hibp_api_url",
+    "login_max_failures",
+    "login_max_failures_per_ip",
+    "login_failure_window_secs",
+    "login_lock_secs",
+    "login_failure_delay_ms",
+    "mail_transport",
+    "mail_outbox_dir",
+    "mail_from",
+    "smtp_host",
+    "smtp_port",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
 ];
 
 /// A configuration value that must never be printed.
@@ -53,6 +71,38 @@ impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"<redacted>\"")
     }
+}
+
+/// Who may create an account on the registration page.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Only operators create accounts (`custos user create`, `custos user import`).
+    Closed,
+    /// Anyone with an email address.
+    Open,
+    /// Whoever holds an invitation link (`custos user invite`).
+    Invite,
+}
+
+/// How mail leaves Custos.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// `.eml` files in `mail_outbox_dir` plus a log line: for development and the README tour.
+    Outbox,
+    Smtp,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); refuses servers that do not offer it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS at all: only for a relay on the same host or a test server.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -136,6 +186,33 @@ pub struct Config {
     /// Comma-separated CIDRs (or addresses) of the reverse proxies whose `Forwarded` /
     /// `X-Forwarded-For` is believed. Empty (the default): the socket's peer is the client, always.
     pub trusted_proxies: String,
+    /// `closed` (default), `open` or `invite`.
+    pub registration: Registration,
+    /// Refuse sign-in until the address is verified (default: allow, with `email_verified: false`).
+    pub require_verified_email: bool,
+    /// Shortest password accepted, in Unicode characters (NIST SP 800-63B: at least 8).
+    pub password_min_length: usize,
+    /// Passwords zxcvbn scores below this (0–4) are refused; 0 turns the check off.
+    pub password_min_zxcvbn_score: u8,
+    /// Have I Been Pwned range API (e.g. https://api.pwnedpasswords.com); unset = not consulted.
+    pub hibp_api_url: Option<String>,
+    /// Failed sign-ins per account within the window before it is locked.
+    pub login_max_failures: u32,
+    /// Sign-in attempts per client IP within the window before the IP is locked (0 = no IP limit).
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window_secs: u64,
+    pub login_lock_secs: u64,
+    /// A failed sign-in is answered after this delay, doubled with each further failure (0 = none).
+    pub login_failure_delay_ms: u64,
+    pub mail_transport: MailTransport,
+    pub mail_outbox_dir: PathBuf,
+    /// The From header, e.g. `Custos <no-reply@id.example.com>`.
+    pub mail_from: String,
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
 }
 
 impl Default for Config {
@@ -169,6 +246,24 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             ephemeral_max_entries: 1_000_000,
             trusted_proxies: String::new(),
+            registration: Registration::Closed,
+            require_verified_email: false,
+            password_min_length: 12,
+            password_min_zxcvbn_score: 3,
+            hibp_api_url: None,
+            login_max_failures: 5,
+            login_max_failures_per_ip: 100,
+            login_failure_window_secs: 900,
+            login_lock_secs: 900,
+            login_failure_delay_ms: 250,
+            mail_transport: MailTransport::Outbox,
+            mail_outbox_dir: PathBuf::from("data/outbox"),
+            mail_from: "Custos <no-reply@localhost>".into(),
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password: None,
         }
     }
 }
@@ -470,6 +565,7 @@ impl Config {
                 ),
             ));
         }
+        self.validate_accounts()?;
         let trusted_proxies = crate::http::client_ip::parse_trusted(&self.trusted_proxies)
             .map_err(|bad| {
                 invalid(
@@ -487,12 +583,115 @@ impl Config {
         })
     }
 
+    /// The account settings: password policy, sign-in limits, mail.
+    fn validate_accounts(&self) -> Result<(), ConfigError> {
+        if !(8..=64).contains(&self.password_min_length) {
+            return Err(invalid(
+                "password_min_length",
+                format!(
+                    "`{}` is out of range; allowed 8..=64 characters (NIST SP 800-63B)",
+                    self.password_min_length
+                ),
+            ));
+        }
+        if self.password_min_zxcvbn_score > 4 {
+            return Err(invalid(
+                "password_min_zxcvbn_score",
+                format!(
+                    "`{}` is out of range; allowed 0 (off)..=4",
+                    self.password_min_zxcvbn_score
+                ),
+            ));
+        }
+        if let Some(u) = &self.hibp_api_url {
+            let ok = Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "https" | "http") && p.host_str().is_some());
+            if !ok {
+                return Err(invalid(
+                    "hibp_api_url",
+                    format!("`{u}` is not an http(s) URL, e.g. https://api.pwnedpasswords.com"),
+                ));
+            }
+        }
+        if !(1..=1000).contains(&self.login_max_failures) {
+            return Err(invalid(
+                "login_max_failures",
+                format!(
+                    "`{}` is out of range; allowed 1..=1000",
+                    self.login_max_failures
+                ),
+            ));
+        }
+        if self.login_max_failures_per_ip > 1_000_000 {
+            return Err(invalid(
+                "login_max_failures_per_ip",
+                format!(
+                    "`{}` is out of range; allowed 0 (no limit)..=1000000",
+                    self.login_max_failures_per_ip
+                ),
+            ));
+        }
+        for (key, v, min, max) in [
+            (
+                "login_failure_window_secs",
+                self.login_failure_window_secs,
+                10,
+                86_400,
+            ),
+            ("login_lock_secs", self.login_lock_secs, 1, 86_400),
+            (
+                "login_failure_delay_ms",
+                self.login_failure_delay_ms,
+                0,
+                10_000,
+            ),
+        ] {
+            if !(min..=max).contains(&v) {
+                return Err(invalid(
+                    key,
+                    format!("`{v}` is out of range; allowed {min}..={max}"),
+                ));
+            }
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!(
+                    "`{}` is not a mailbox like `Custos <no-reply@id.example.com>`",
+                    self.mail_from
+                ),
+            ));
+        }
+        if self.mail_transport == MailTransport::Smtp
+            && self
+                .smtp_host
+                .as_deref()
+                .is_none_or(|h| h.trim().is_empty())
+        {
+            return Err(invalid(
+                "smtp_host",
+                "must be set when mail_transport = \"smtp\"",
+            ));
+        }
+        if self.smtp_port == 0 {
+            return Err(invalid("smtp_port", "`0` is not a port"));
+        }
+        if self.smtp_password.is_some() && self.smtp_username.is_none() {
+            return Err(invalid(
+                "smtp_username",
+                "must be set when smtp_password is (a password alone cannot log in)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The effective configuration as TOML with every secret replaced.
     pub fn redacted_toml(&self) -> String {
         let mut c = self.clone();
         c.database_url = SecretString(redact_url(&c.database_url.0));
         c.redis_url = c.redis_url.map(|r| SecretString(redact_url(&r.0)));
         c.kek = c.kek.map(|_| SecretString("<redacted>".into()));
+        c.smtp_password = c.smtp_password.map(|_| SecretString("<redacted>".into()));
         toml_string(&c)
     }
 }

@@ -24,7 +24,12 @@ pub async fn get(
     State(s): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<ReqQuery>,
+    Query(signin): Query<super::signin::SignInQuery>,
 ) -> Response {
+    // Without a pending authorization request: the stand-alone sign-in (to the account pages).
+    if q.req.is_empty() {
+        return super::signin::get(&s, &headers, signin).await;
+    }
     let pending = match session::load_pending(&s, &headers, &q.req).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(),
@@ -89,6 +94,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if super::signin::is_signin_form(&body) {
+        return super::signin::post(&s, ip, &headers, &body).await;
+    }
     let (p, req, mut pending) = match pending_form(&s, &headers, &body).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -96,20 +104,16 @@ pub async fn post(
     let field = |n: &str| p.one(n).ok().flatten().unwrap_or_default().to_string();
     let email = field("email");
     let password = Zeroizing::new(field("password"));
-    let user = match crate::identity::login::password_login(
-        &s,
-        &email,
-        password,
-        Some(ip.to_string()),
-    )
-    .await
-    {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "login: database unavailable");
-            return unavailable_page();
-        }
-    };
+    let user =
+        match crate::identity::login::password_login(&s, &email, password, Some(ip.to_string()))
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "login: database unavailable");
+                return unavailable_page();
+            }
+        };
     let Some(user) = user else {
         let mut r = LoginPage {
             client_name: client_name(&s, &pending.request.client_id).await,
@@ -126,6 +130,26 @@ pub async fn post(
         );
         return r;
     };
+    let cookie = match start_password_session(&s, &headers, &user).await {
+        Ok(c) => c,
+        Err(_) => return unavailable_page(),
+    };
+    pending.login_done_at = Some(s.clock.now());
+    if session::save_pending(&s, &req, &pending).await.is_err() {
+        return unavailable_page();
+    }
+    let mut r = see_other(&format!("{}?req={req}", paths::AUTHORIZE_RESUME));
+    r.headers_mut().append(header::SET_COOKIE, cookie);
+    r
+}
+
+/// Starts a fresh session for `user` after a password sign-in (ending this browser's previous one)
+/// and returns its `Set-Cookie`. Shared by the authorization flow's login and the stand-alone sign-in.
+pub async fn start_password_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    user: &crate::store::User,
+) -> Result<axum::http::HeaderValue, crate::ephemeral::EphemeralError> {
     let now = s.clock.now();
     let sess = Session {
         sid: crate::clients::random_token(16),
@@ -136,19 +160,7 @@ pub async fn post(
         created_at: now,
         absolute_expires_at: now + s.settings.raw.session_absolute_ttl_secs as i64,
     };
-    let previous = session::cookie(&headers, &session::cookie_name(&s, session::SESSION));
-    let id = match session::start(&s, previous.as_deref(), &sess).await {
-        Ok(id) => id,
-        Err(_) => return unavailable_page(),
-    };
-    pending.login_done_at = Some(now);
-    if session::save_pending(&s, &req, &pending).await.is_err() {
-        return unavailable_page();
-    }
-    let mut r = see_other(&format!("{}?req={req}", paths::AUTHORIZE_RESUME));
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(&s, session::SESSION, &id, None),
-    );
-    r
+    let previous = session::cookie(headers, &session::cookie_name(s, session::SESSION));
+    let id = session::start(s, previous.as_deref(), &sess).await?;
+    Ok(session::set_cookie(s, session::SESSION, &id, None))
 }

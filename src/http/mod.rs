@@ -1,11 +1,13 @@
 //! axum: the router, middleware and one thin handler file per endpoint. Handlers parse the wire format
 //! into typed values and hand them to `oauth`; nothing protocol-specific is decided here.
 
+pub mod account;
 pub mod authorize;
 pub mod bearer;
 pub mod client_form;
 pub mod client_ip;
 pub mod consent;
+pub mod csrf;
 pub mod error;
 pub mod health;
 pub mod introspect;
@@ -13,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod paths;
 pub mod revoke;
+pub mod signin;
 pub mod token;
 pub mod userinfo;
 pub mod wellknown;
@@ -134,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, get(login::get).post(login::post))
         .route(paths::CONSENT, get(consent::get).post(consent::post))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
+        .route(paths::ACCOUNT, get(account::get).post(account::post))
         .route(paths::TOKEN, post(token::token))
         .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))
         .route(paths::REVOKE, post(revoke::revoke))

@@ -4,6 +4,7 @@
 //! There is one implementation on purpose: the SQL dialect is sea-orm's business, so a trait per
 //! repository would only be a second copy of every signature.
 
+mod accounts;
 mod consents;
 mod entity;
 mod introspect;
