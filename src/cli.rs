@@ -154,6 +154,9 @@ pub struct CreateClient {
     /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long)]
     pub id_token_alg: Option<String>,
+    /// Every sign-in for this client needs a second factor (acr urn:custos:acr:mfa).
+    #[arg(long)]
+    pub require_mfa: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -180,6 +183,18 @@ pub enum UserCmd {
         email: String,
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Replace a user's roles (the MFA policy `mfa_required_roles` reads them); no --role clears them.
+    SetRoles {
+        #[arg(long)]
+        email: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Remove a user's second factors (authenticator app and recovery codes), e.g. after losing both.
+    ResetMfa {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -426,6 +441,7 @@ async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Fail
                 id_token_ttl_secs: None,
                 refresh_reuse_grace_secs: c.refresh_reuse_grace_secs,
                 id_token_signed_response_alg: c.id_token_alg,
+                require_mfa: c.require_mfa,
             };
             let (client, secret) = clients::create(&store, n, now).await?;
             crate::audit::record(
@@ -526,6 +542,14 @@ async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Fail
     Ok(())
 }
 
+async fn user_by_email(store: &Store, email: &str) -> Result<User, Failure> {
+    let email = identity::normalize_email(email).map_err(|e| fail(1, format!("email: {e}")))?;
+    store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| fail(1, format!("no user <{email}>")))
+}
+
 async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure> {
     let params = password::HashParams::from_config(&settings.raw);
     let store = store(&settings).await?;
@@ -607,6 +631,35 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
             )
             .await;
             eprintln!("password updated for <{email}>");
+        }
+        UserCmd::SetRoles { email, roles } => {
+            let u = user_by_email(&store, &email).await?;
+            let roles = crate::mfa::policy::normalize_roles(&roles)
+                .map_err(|e| fail(1, format!("role: {e}")))?;
+            store.set_user_roles(&u.id, &roles).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("user_roles_set")
+                    .actor("cli")
+                    .subject(&u.id)
+                    .details(json!({"roles": roles})),
+            )
+            .await;
+            eprintln!("roles of <{}>: {}", u.email, roles.join(", "));
+        }
+        UserCmd::ResetMfa { email } => {
+            let u = user_by_email(&store, &email).await?;
+            store.remove_mfa(&u.id).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("mfa_reset")
+                    .actor("cli")
+                    .subject(&u.id),
+            )
+            .await;
+            eprintln!("second factors removed for <{}>", u.email);
         }
     }
     std::io::stdout().flush()?;

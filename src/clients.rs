@@ -52,6 +52,8 @@ pub struct NewClient {
     pub id_token_ttl_secs: Option<u64>,
     pub refresh_reuse_grace_secs: u64,
     pub id_token_signed_response_alg: Option<String>,
+    /// Sign-ins for this client always need a second factor.
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,7 @@ pub async fn create(
         post_logout_redirect_uris: n.post_logout_redirect_uris,
         refresh_reuse_grace_secs: n.refresh_reuse_grace_secs,
         id_token_signed_response_alg: n.id_token_signed_response_alg,
+        require_mfa: n.require_mfa,
         created_at: now,
         updated_at: now,
     };

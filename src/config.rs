@@ -60,6 +60,11 @@ const KEYS: &[&str] = &[
     "smtp_tls",
     "smtp_username",
     "smtp_password",
+    "mfa_required",
+    "mfa_required_roles",
+    "mfa_email_otp",
+    "mfa_max_attempts",
+    "mfa_attempt_window_secs",
 ];
 
 /// A configuration value that must never be printed.
@@ -213,6 +218,15 @@ pub struct Config {
     pub smtp_tls: SmtpTls,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<SecretString>,
+    /// Every sign-in needs a second factor.
+    pub mfa_required: bool,
+    /// Comma-separated roles whose members always need a second factor.
+    pub mfa_required_roles: String,
+    /// A code sent by email is a second factor for people without an authenticator app.
+    pub mfa_email_otp: bool,
+    /// Wrong second-factor codes allowed per account within `mfa_attempt_window_secs`.
+    pub mfa_max_attempts: u32,
+    pub mfa_attempt_window_secs: u64,
 }
 
 impl Default for Config {
@@ -264,6 +278,11 @@ impl Default for Config {
             smtp_tls: SmtpTls::Starttls,
             smtp_username: None,
             smtp_password: None,
+            mfa_required: false,
+            mfa_required_roles: String::new(),
+            mfa_email_otp: false,
+            mfa_max_attempts: 5,
+            mfa_attempt_window_secs: 900,
         }
     }
 }
@@ -294,6 +313,8 @@ pub struct Settings {
     pub access_token_alg: Alg,
     /// `trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `mfa_required_roles`, parsed.
+    pub mfa_required_roles: Vec<String>,
 }
 
 impl Settings {
@@ -573,6 +594,26 @@ impl Config {
                     format!("`{bad}` is not an IP address or CIDR (e.g. 10.0.0.0/8, ::1)"),
                 )
             })?;
+        let mfa_required_roles = crate::mfa::policy::parse_roles(&self.mfa_required_roles)
+            .map_err(|bad| invalid("mfa_required_roles", bad))?;
+        if !(1..=100).contains(&self.mfa_max_attempts) {
+            return Err(invalid(
+                "mfa_max_attempts",
+                format!(
+                    "`{}` is out of range; allowed 1..=100",
+                    self.mfa_max_attempts
+                ),
+            ));
+        }
+        if !(60..=86_400).contains(&self.mfa_attempt_window_secs) {
+            return Err(invalid(
+                "mfa_attempt_window_secs",
+                format!(
+                    "`{}` is out of range; allowed 60..=86400 seconds",
+                    self.mfa_attempt_window_secs
+                ),
+            ));
+        }
         Ok(Settings {
             raw: self,
             issuer,
@@ -580,6 +621,7 @@ impl Config {
             listen,
             access_token_alg,
             trusted_proxies,
+            mfa_required_roles,
         })
     }
 

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backchannel;
 pub mod cli;
 pub mod clients;
 pub mod clock;

@@ -283,6 +283,10 @@ pub async fn proceed(s: &AppState, headers: &HeaderMap, id: &str, pending: Pendi
     let (Some((_, sess)), Some(user)) = (current, user) else {
         return unavailable();
     };
+    // A password-only session meets a request, client or policy that needs a second factor.
+    if let Some(r) = super::mfa::step_up(s, headers, id, req, &client, &user, &sess).await {
+        return r;
+    }
     if !client.skip_consent {
         let granted = match s.store.consented_scopes(&user.id, &client.id).await {
             Ok(g) => g,

@@ -130,6 +130,10 @@ pub async fn post(
         );
         return r;
     };
+    // A second factor, when one is due, finishes the sign-in on its own page.
+    if let Some(r) = super::mfa::after_password(&s, &headers, &req, &pending, &user).await {
+        return r;
+    }
     let cookie = match start_password_session(&s, &headers, &user).await {
         Ok(c) => c,
         Err(_) => return unavailable_page(),

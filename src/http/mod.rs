@@ -13,8 +13,10 @@ pub mod health;
 pub mod introspect;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod paths;
 pub mod revoke;
+pub mod security;
 pub mod signin;
 pub mod token;
 pub mod userinfo;
@@ -137,6 +139,12 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, get(login::get).post(login::post))
         .route(paths::CONSENT, get(consent::get).post(consent::post))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
+        .route(paths::LOGIN_MFA, get(mfa::get).post(mfa::post))
+        .route(paths::ACCOUNT_SECURITY, get(security::get))
+        .route(paths::ACCOUNT_TOTP_SETUP, post(security::setup))
+        .route(paths::ACCOUNT_TOTP_CONFIRM, post(security::confirm))
+        .route(paths::ACCOUNT_TOTP_DISABLE, post(security::disable))
+        .route(paths::ACCOUNT_RECOVERY_CODES, post(security::regenerate))
         .route(paths::ACCOUNT, get(account::get).post(account::post))
         .route(paths::TOKEN, post(token::token))
         .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))

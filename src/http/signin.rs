@@ -133,6 +133,10 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
             StatusCode::UNAUTHORIZED,
         );
     };
+    // An enrolled person finishes with the second factor, which then goes on to `return_to`.
+    if let Some(r) = super::mfa::after_signin_password(s, headers, &user, &return_to).await {
+        return r;
+    }
     let cookie = match super::login::start_password_session(s, headers, &user).await {
         Ok(c) => c,
         Err(_) => return unavailable_page(),

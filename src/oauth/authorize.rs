@@ -46,6 +46,10 @@ pub struct AuthRequest {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub resources: Vec<String>,
+    /// OIDC Core 3.1.2.1 `acr_values`, in order of preference (voluntary: the ID token's `acr` says
+    /// what was actually done).
+    #[serde(default)]
+    pub acr_values: Vec<String>,
 }
 
 impl AuthRequest {
@@ -54,6 +58,10 @@ impl AuthRequest {
     }
     pub fn has_prompt(&self, p: Prompt) -> bool {
         self.prompt.contains(&p)
+    }
+    /// The request asks for a multi-factor sign-in (step-up).
+    pub fn wants_mfa(&self) -> bool {
+        self.acr_values.iter().any(|a| a == crate::mfa::ACR_MFA)
     }
 }
 
@@ -177,6 +185,14 @@ pub fn check(
         ),
     };
     let login_hint = limited("login_hint", 320)?;
+    let acr_values = limited("acr_values", 512)?
+        .map(|v| {
+            v.split(' ')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut resources: Vec<String> = Vec::new();
     for r in p.all("resource") {
         if !scope::valid_resource(r) {
@@ -207,5 +223,6 @@ pub fn check(
         max_age,
         login_hint,
         resources,
+        acr_values,
     })
 }

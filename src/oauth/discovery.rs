@@ -30,6 +30,7 @@ pub fn metadata(s: &Settings) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash", "name", "email", "email_verified", "updated_at"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [crate::session::ACR_PASSWORD, crate::mfa::ACR_MFA],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -1,6 +1,7 @@
 //! One askama template struct per page. No inline script or style: the CSP forbids both.
 
 pub mod accounts;
+pub mod mfa;
 
 use askama::Template;
 use askama_web::WebTemplate;

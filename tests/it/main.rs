@@ -9,6 +9,7 @@ mod ephemeral;
 mod faults;
 mod keys_rotation;
 mod logout;
+mod mfa;
 mod proxy;
 mod real_browser;
 mod refresh_store;

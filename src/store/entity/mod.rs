@@ -3,7 +3,10 @@
 pub mod audit_events;
 pub mod clients;
 pub mod consents;
+pub mod logout_outbox;
 pub mod refresh_families;
 pub mod refresh_tokens;
+pub mod session_clients;
+pub mod sessions;
 pub mod signing_keys;
 pub mod users;
