@@ -40,6 +40,8 @@ pub struct AppState {
     /// Password hashing runs at most once per core at a time: argon2id is memory-hard (19 MiB at the
     /// OWASP parameters), so more at once only adds memory and cache misses; the rest wait their turn.
     pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes this replica's back-channel logout deliverer when a session end queued notices.
+    pub backchannel: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,7 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
                 .map(|n| n.get())
                 .unwrap_or(1),
         )),
+        backchannel: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -170,13 +173,16 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes in-flight requests. Key upkeep (rotation schedule,
-/// reloads) and housekeeping (`jobs`) run alongside.
+/// reloads), housekeeping (`jobs`) and back-channel logout delivery (`backchannel`) run alongside.
 pub async fn run(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let upkeep = state.keys.clone().spawn();
     let housekeeping = crate::jobs::spawn(state.clone());
+    let backchannel = crate::backchannel::spawn(state.clone());
     let result = serve(listener, state).await;
     upkeep.abort();
     housekeeping.abort();
+    // A delivery cut short stays leased until its lease passes, then any replica retries it.
+    backchannel.abort();
     result
 }
 

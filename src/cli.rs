@@ -48,6 +48,9 @@ pub enum Command {
     /// User accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// Browser sessions: list a person's, end them.
+    #[command(subcommand)]
+    Session(SessionCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,11 +157,44 @@ pub struct CreateClient {
     /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long)]
     pub id_token_alg: Option<String>,
+    /// OpenID Connect Back-Channel Logout: where Custos POSTs a logout token when a session in which
+    /// this client got tokens ends (https, or http on a loopback host).
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (Custos always includes it).
+    #[arg(long)]
+    pub backchannel_logout_session_required: bool,
     /// Every sign-in for this client needs a second factor (acr urn:custos:acr:mfa).
     #[arg(long)]
     pub require_mfa: bool,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCmd {
+    /// A person's live sessions (with --all, also those ended or expired in the last days).
+    List {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by a prefix of its id, at least 6 characters) or, with --user and --all,
+    /// every session of a person. Refresh tokens granted in them are revoked and relying parties with
+    /// back-channel logout are notified (by the server, from the outbox).
+    End {
+        /// The session id, or a unique prefix of it.
+        sid: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,6 +307,7 @@ pub async fn run_command(settings: Settings, cmd: Command) -> Result<(), Failure
         Command::Keys(k) => keys(settings, k, clock.now()).await?,
         Command::Client(c) => client(settings, c, clock.now()).await?,
         Command::User(u) => user(settings, u, clock.now()).await?,
+        Command::Session(c) => session(settings, c, clock.now()).await?,
     }
     Ok(())
 }
@@ -441,6 +478,8 @@ async fn client(settings: Settings, cmd: ClientCmd, now: i64) -> Result<(), Fail
                 id_token_ttl_secs: None,
                 refresh_reuse_grace_secs: c.refresh_reuse_grace_secs,
                 id_token_signed_response_alg: c.id_token_alg,
+                backchannel_logout_uri: c.backchannel_logout_uri,
+                backchannel_logout_session_required: c.backchannel_logout_session_required,
                 require_mfa: c.require_mfa,
             };
             let (client, secret) = clients::create(&store, n, now).await?;
@@ -548,6 +587,152 @@ async fn user_by_email(store: &Store, email: &str) -> Result<User, Failure> {
         .user_by_email(&email)
         .await?
         .ok_or_else(|| fail(1, format!("no user <{email}>")))
+}
+
+async fn person(store: &Store, email: &str) -> Result<User, Failure> {
+    let email = identity::normalize_email(email).map_err(|e| fail(1, format!("--user: {e}")))?;
+    store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| fail(1, format!("no user <{email}>")))
+}
+
+fn session_json(
+    s: &crate::store::SessionRecord,
+    clients: &[String],
+    now: i64,
+) -> serde_json::Value {
+    json!({
+        "sid": s.id, "user_id": s.user_id, "live": s.is_live(now), "device": s.device, "ip": s.ip,
+        "created_at": time(s.created_at), "last_seen_at": time(s.last_seen_at),
+        "idle_expires_at": time(s.idle_expires_at), "absolute_expires_at": time(s.absolute_expires_at),
+        "auth_time": time(s.auth_time), "amr": s.amr, "acr": s.acr, "remember_me": s.remember_me,
+        "ended_at": s.ended_at.map(time), "end_reason": s.end_reason, "clients": clients,
+    })
+}
+
+fn ended_json(e: &crate::store::EndedSession) -> serde_json::Value {
+    json!({
+        "sid": e.id, "user_id": e.user_id, "reason": e.reason,
+        "refresh_families_revoked": e.families_revoked, "backchannel_notified": e.notified,
+    })
+}
+
+async fn session(settings: Settings, cmd: SessionCmd, now: i64) -> Result<(), Failure> {
+    use crate::sessions::{self, reason};
+    let store = store(&settings).await?;
+    match cmd {
+        SessionCmd::List { user, all, json } => {
+            let u = person(&store, &user).await?;
+            let list = store.sessions_for_user(&u.id, now, all).await?;
+            let mut rows = Vec::with_capacity(list.len());
+            for s in &list {
+                rows.push((s, store.session_clients(&s.id).await?));
+            }
+            if json {
+                print_json(&json!(
+                    rows.iter()
+                        .map(|(s, c)| session_json(s, c, now))
+                        .collect::<Vec<_>>()
+                ));
+            } else {
+                println!(
+                    "{:<24} {:<8} {:<26} {:<26} {:<16} DEVICE",
+                    "SID", "STATE", "SIGNED IN", "LAST SEEN", "IP"
+                );
+                for (s, _) in rows {
+                    let state = match (&s.end_reason, s.is_live(now)) {
+                        (Some(_), _) => "ended",
+                        (None, true) => "live",
+                        (None, false) => "expired",
+                    };
+                    println!(
+                        "{:<24} {:<8} {:<26} {:<26} {:<16} {}",
+                        s.id,
+                        state,
+                        time(s.created_at),
+                        time(s.last_seen_at),
+                        s.ip.as_deref().unwrap_or("-"),
+                        s.device
+                    );
+                }
+            }
+        }
+        SessionCmd::End {
+            sid,
+            user,
+            all,
+            json,
+        } => {
+            let ended = match (sid, user, all) {
+                (Some(prefix), None, false) => {
+                    if prefix.len() < 6 {
+                        return Err(fail(2, "the session id prefix needs at least 6 characters"));
+                    }
+                    let found = store.sessions_by_prefix(&prefix).await?;
+                    let target = match found.as_slice() {
+                        [one] => one,
+                        [] => return Err(fail(1, format!("no session `{prefix}…`"))),
+                        _ => {
+                            return Err(fail(
+                                1,
+                                format!(
+                                    "`{prefix}` names {} sessions; give more of the id",
+                                    found.len()
+                                ),
+                            ));
+                        }
+                    };
+                    sessions::end_session_in(
+                        &store,
+                        &settings,
+                        now,
+                        &target.id,
+                        reason::ADMIN,
+                        Some("cli"),
+                    )
+                    .await?
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                }
+                (None, Some(email), true) => {
+                    let u = person(&store, &email).await?;
+                    sessions::end_user_sessions_in(
+                        &store,
+                        &settings,
+                        now,
+                        &u.id,
+                        None,
+                        reason::ADMIN,
+                        Some("cli"),
+                    )
+                    .await?
+                }
+                _ => {
+                    return Err(fail(
+                        2,
+                        "give a session id (prefix), or --user EMAIL --all to end all of a person's sessions",
+                    ));
+                }
+            };
+            if json {
+                print_json(&json!(ended.iter().map(ended_json).collect::<Vec<_>>()));
+            } else if ended.is_empty() {
+                eprintln!("no live session was ended");
+            } else {
+                for e in &ended {
+                    println!(
+                        "ended {} ({} refresh families revoked, {} relying parties to notify)",
+                        e.id,
+                        e.families_revoked,
+                        e.notified.len()
+                    );
+                }
+            }
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(())
 }
 
 async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure> {

@@ -52,6 +52,9 @@ pub struct NewClient {
     pub id_token_ttl_secs: Option<u64>,
     pub refresh_reuse_grace_secs: u64,
     pub id_token_signed_response_alg: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 registration.
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
     /// Sign-ins for this client always need a second factor.
     pub require_mfa: bool,
 }
@@ -94,6 +97,21 @@ pub fn check_redirect_uri(u: &str) -> Result<(), String> {
         _ => Err(format!(
             "`{u}`: use https, http on a loopback host, or a reverse-DNS private-use scheme"
         )),
+    }
+}
+
+/// A back-channel logout URI (Back-Channel Logout 1.0 §2.2): absolute, no fragment, https, or http
+/// on a loopback host (for development and tests). Custos POSTs to it from the server side, so only
+/// an operator registers one.
+pub fn check_backchannel_uri(u: &str) -> Result<(), String> {
+    let url = url::Url::parse(u).map_err(|e| format!("`{u}` is not an absolute URI ({e})"))?;
+    if url.fragment().is_some() || u.contains('#') {
+        return Err(format!("`{u}` must not contain a fragment"));
+    }
+    match (url.scheme(), url.host_str()) {
+        ("https", Some(_)) => Ok(()),
+        ("http", Some("localhost" | "127.0.0.1" | "[::1]")) => Ok(()),
+        _ => Err(format!("`{u}`: use https (http only on a loopback host)")),
     }
 }
 
@@ -214,6 +232,15 @@ pub async fn create(
             format!("`{a}` is not one of RS256, ES256, EdDSA"),
         ));
     }
+    if let Some(u) = &n.backchannel_logout_uri {
+        check_backchannel_uri(u).map_err(|p| invalid("backchannel_logout_uri", p))?;
+    }
+    if n.backchannel_logout_session_required && n.backchannel_logout_uri.is_none() {
+        return Err(invalid(
+            "backchannel_logout_session_required",
+            "needs a backchannel_logout_uri",
+        ));
+    }
     let secret = (!n.public).then(|| Zeroizing::new(random_token(32)));
     let client = Client {
         secret_hash: secret.as_ref().map(|s| SecretHash::of(s)),
@@ -233,6 +260,8 @@ pub async fn create(
         post_logout_redirect_uris: n.post_logout_redirect_uris,
         refresh_reuse_grace_secs: n.refresh_reuse_grace_secs,
         id_token_signed_response_alg: n.id_token_signed_response_alg,
+        backchannel_logout_uri: n.backchannel_logout_uri,
+        backchannel_logout_session_required: n.backchannel_logout_session_required,
         require_mfa: n.require_mfa,
         created_at: now,
         updated_at: now,

@@ -28,6 +28,12 @@ const KEYS: &[&str] = &[
     "authorization_code_ttl_secs",
     "session_idle_ttl_secs",
     "session_absolute_ttl_secs",
+    "session_remember_me_ttl_secs",
+    "session_limit_per_user",
+    "offline_access_survives_logout",
+    "backchannel_timeout_secs",
+    "backchannel_max_attempts",
+    "backchannel_retry_base_secs",
     "require_pkce_for_confidential",
     "access_token_alg",
     "jwks_max_age_secs",
@@ -170,6 +176,19 @@ pub struct Config {
     pub session_idle_ttl_secs: u64,
     /// … and after this long in any case.
     pub session_absolute_ttl_secs: u64,
+    /// "Remember me": the session lasts this long (idle or not) and its cookie is persistent.
+    pub session_remember_me_ttl_secs: u64,
+    /// Live sessions a person may have at once; a new one ends the least recently seen. 0 = no limit.
+    pub session_limit_per_user: u32,
+    /// Whether refresh tokens granted with `offline_access` outlive the end of the session they were
+    /// granted in (logout, "end session", password change). Others are always revoked with it.
+    pub offline_access_survives_logout: bool,
+    /// How long one back-channel logout POST may take.
+    pub backchannel_timeout_secs: u64,
+    /// Delivery attempts per logout notice before it is given up (with an audit event).
+    pub backchannel_max_attempts: u32,
+    /// The wait after the first failed delivery; it doubles with each further failure (at most 1 h).
+    pub backchannel_retry_base_secs: u64,
     /// PKCE for confidential clients too (public clients always need it).
     pub require_pkce_for_confidential: bool,
     pub access_token_alg: String,
@@ -246,6 +265,12 @@ impl Default for Config {
             authorization_code_ttl_secs: 60,
             session_idle_ttl_secs: 2 * 3600,
             session_absolute_ttl_secs: 12 * 3600,
+            session_remember_me_ttl_secs: 30 * 24 * 3600,
+            session_limit_per_user: 0,
+            offline_access_survives_logout: false,
+            backchannel_timeout_secs: 5,
+            backchannel_max_attempts: 10,
+            backchannel_retry_base_secs: 30,
             require_pkce_for_confidential: true,
             access_token_alg: "ES256".into(),
             jwks_max_age_secs: 300,
@@ -477,6 +502,36 @@ impl Config {
             ("jwks_max_age_secs", self.jwks_max_age_secs, 0, 86_400),
             ("keys_refresh_secs", self.keys_refresh_secs, 1, 3_600),
             ("client_cache_ttl_secs", self.client_cache_ttl_secs, 0, 300),
+            (
+                "session_idle_ttl_secs",
+                self.session_idle_ttl_secs,
+                60,
+                400 * 86_400,
+            ),
+            (
+                "session_absolute_ttl_secs",
+                self.session_absolute_ttl_secs,
+                60,
+                400 * 86_400,
+            ),
+            (
+                "session_remember_me_ttl_secs",
+                self.session_remember_me_ttl_secs,
+                60,
+                400 * 86_400,
+            ),
+            (
+                "backchannel_timeout_secs",
+                self.backchannel_timeout_secs,
+                1,
+                60,
+            ),
+            (
+                "backchannel_retry_base_secs",
+                self.backchannel_retry_base_secs,
+                1,
+                3_600,
+            ),
         ] {
             if !(min..=max).contains(&v) {
                 return Err(invalid(
@@ -491,6 +546,33 @@ impl Config {
                 format!(
                     "`{}` exceeds refresh_token_ttl_secs ({}); the idle lifetime must not be longer than the absolute one",
                     self.refresh_token_idle_ttl_secs, self.refresh_token_ttl_secs
+                ),
+            ));
+        }
+        if self.session_idle_ttl_secs > self.session_absolute_ttl_secs {
+            return Err(invalid(
+                "session_idle_ttl_secs",
+                format!(
+                    "`{}` exceeds session_absolute_ttl_secs ({}); the idle lifetime must not be longer than the absolute one",
+                    self.session_idle_ttl_secs, self.session_absolute_ttl_secs
+                ),
+            ));
+        }
+        if self.session_limit_per_user > 1_000 {
+            return Err(invalid(
+                "session_limit_per_user",
+                format!(
+                    "`{}` is out of range; allowed 0 (no limit)..=1000",
+                    self.session_limit_per_user
+                ),
+            ));
+        }
+        if !(1..=100).contains(&self.backchannel_max_attempts) {
+            return Err(invalid(
+                "backchannel_max_attempts",
+                format!(
+                    "`{}` is out of range; allowed 1..=100",
+                    self.backchannel_max_attempts
                 ),
             ));
         }

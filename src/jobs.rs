@@ -5,6 +5,8 @@
 //!   until then, so a replayed token is still recognised as reuse and audited.)
 //! - Sealed grace copies of rotated tokens are dropped once no client's grace window can still need
 //!   them ([`MAX_REUSE_GRACE_SECS`] after the rotation).
+//! - Session records are deleted [`SESSION_RETENTION_SECS`] after they ended or expired (the audit
+//!   trail keeps what happened).
 
 use std::time::Duration;
 
@@ -17,11 +19,15 @@ pub const EVERY: Duration = Duration::from_secs(600);
 /// The first run waits this long after start-up, so a restart storm is not also a purge storm.
 const FIRST_AFTER: Duration = Duration::from_secs(60);
 
+/// How long an ended or expired session stays listed (`custos session list --all`).
+pub const SESSION_RETENTION_SECS: i64 = 7 * 86_400;
+
 /// What one pass removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub refresh_families_purged: u64,
     pub sealed_successors_cleared: u64,
+    pub sessions_purged: u64,
 }
 
 /// One housekeeping pass at the state's clock.
@@ -32,6 +38,10 @@ pub async fn run_once(state: &AppState) -> Result<Report, StoreError> {
         sealed_successors_cleared: state
             .store
             .clear_stale_successors(now, MAX_REUSE_GRACE_SECS)
+            .await?,
+        sessions_purged: state
+            .store
+            .purge_sessions(now - SESSION_RETENTION_SECS)
             .await?,
     })
 }
@@ -49,6 +59,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                 Ok(r) if r != Report::default() => tracing::info!(
                     refresh_families_purged = r.refresh_families_purged,
                     sealed_successors_cleared = r.sealed_successors_cleared,
+                    sessions_purged = r.sessions_purged,
                     "housekeeping"
                 ),
                 Ok(_) => {}

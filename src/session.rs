@@ -1,8 +1,9 @@
 //! Browser SSO sessions and the browser-bound login flow.
 //!
-//! A session lives in the ephemeral store under the SHA-256 of its id (the cookie holds the id; a dump
-//! of Redis cannot be replayed as a cookie). Its id is fresh at every login (no fixation). Cookies are
-//! HttpOnly, SameSite=Lax, Path=/, and Secure with the `__Host-` prefix when the issuer is https.
+//! A session is a SQL record (`crate::sessions`) found by the SHA-256 of the cookie value (a dump of
+//! the database cannot be replayed as a cookie). The cookie value is fresh at every login and privilege
+//! change (no fixation). Cookies are HttpOnly, SameSite=Lax, Path=/, and Secure with the `__Host-`
+//! prefix when the issuer is https.
 //!
 //! A pending authorization request is bound to the browser that started it by a second cookie (the
 //! flow cookie); forms also carry a CSRF token stored with the request, compared in constant time.
@@ -96,69 +97,87 @@ pub fn csrf_matches(expected: &str, given: &str) -> bool {
     expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
 }
 
-fn session_key(id: &str) -> String {
-    format!("session:{}", hash(id))
-}
-
 pub fn pending_key(id: &str) -> String {
     format!("authreq:{id}")
 }
 
-/// The live session behind the request's cookie, if any.
+/// The live session behind the request's cookie, if any: (cookie value, session).
 pub async fn current(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<(String, Session)>, EphemeralError> {
+) -> Result<Option<(String, Session)>, crate::store::StoreError> {
     let Some(id) = cookie(headers, &cookie_name(state, SESSION)) else {
         return Ok(None);
     };
     if id.len() > 128 {
         return Ok(None);
     }
-    let Some(raw) = state.ephemeral.get(&session_key(&id)).await? else {
-        return Ok(None);
-    };
-    let Ok(s) = serde_json::from_slice::<Session>(&raw) else {
-        return Ok(None);
-    };
-    let now = state.clock.now();
-    if now >= s.absolute_expires_at {
-        state.ephemeral.delete(&session_key(&id)).await?;
-        return Ok(None);
-    }
-    // Sliding idle expiry, never past the absolute one.
-    let idle = state.settings.raw.session_idle_ttl_secs as i64;
-    let ttl = idle.min(s.absolute_expires_at - now).max(1);
-    state
-        .ephemeral
-        .put(&session_key(&id), &raw, Duration::from_secs(ttl as u64))
-        .await?;
-    Ok(Some((id, s)))
+    Ok(crate::sessions::lookup(state, &id).await?.map(|s| (id, s)))
 }
 
-/// Starts a new session (a fresh id) and ends the previous one, if any.
+/// Signs `user_id` in on the browser that sent `headers`, from `ip` (as resolved with
+/// `trusted_proxies`): see `sessions::sign_in`. The caller sets `SignedIn::set_cookie`.
+#[allow(clippy::too_many_arguments)]
+pub async fn sign_in_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+    user_id: &str,
+    amr: Vec<String>,
+    acr: String,
+    remember_me: bool,
+) -> Result<crate::sessions::SignedIn, crate::store::StoreError> {
+    let previous = cookie(headers, &cookie_name(state, SESSION));
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect());
+    crate::sessions::sign_in(
+        state,
+        previous.as_deref(),
+        crate::sessions::SignIn {
+            user_id: user_id.to_string(),
+            amr,
+            acr,
+            remember_me,
+            ip: Some(ip.to_string()),
+            user_agent,
+        },
+    )
+    .await
+}
+
+/// Whether a sign-in form asked to be remembered (the `remember_me` checkbox).
+pub fn remember_me_checked(p: &crate::oauth::grants::Params) -> bool {
+    p.one("remember_me")
+        .ok()
+        .flatten()
+        .is_some_and(|v| !v.is_empty())
+}
+
+/// Starts (or re-authenticates) the session of `s.user_id` with `s`'s amr/acr and returns the new
+/// cookie value. Kept for callers written before `sessions::sign_in`, which also takes the client's
+/// address, user agent and "remember me": prefer that.
 pub async fn start(
     state: &AppState,
     previous: Option<&str>,
     s: &Session,
 ) -> Result<String, EphemeralError> {
-    if let Some(old) = previous {
-        state.ephemeral.delete(&session_key(old)).await?;
-    }
-    let id = random_token(32);
-    let ttl = (state.settings.raw.session_idle_ttl_secs as i64)
-        .min(s.absolute_expires_at - s.created_at)
-        .max(1);
-    let raw = serde_json::to_vec(s).unwrap_or_default();
-    state
-        .ephemeral
-        .put(&session_key(&id), &raw, Duration::from_secs(ttl as u64))
-        .await?;
-    Ok(id)
-}
-
-pub async fn end(state: &AppState, id: &str) -> Result<(), EphemeralError> {
-    state.ephemeral.delete(&session_key(id)).await
+    crate::sessions::sign_in(
+        state,
+        previous,
+        crate::sessions::SignIn {
+            user_id: s.user_id.clone(),
+            amr: s.amr.clone(),
+            acr: s.acr.clone(),
+            remember_me: false,
+            ip: None,
+            user_agent: None,
+        },
+    )
+    .await
+    .map(|signed| signed.cookie)
+    .map_err(|e| EphemeralError::Unavailable(e.to_string()))
 }
 
 pub async fn save_pending(state: &AppState, id: &str, p: &Pending) -> Result<(), EphemeralError> {

@@ -10,7 +10,7 @@ use super::authorize::{ReqQuery, expired_page, page, see_other, unavailable_page
 use super::paths;
 use crate::app::AppState;
 use crate::oauth::grants::Params;
-use crate::session::{self, Session};
+use crate::session;
 use crate::views::LoginPage;
 
 async fn client_name(s: &AppState, id: &str) -> String {
@@ -134,7 +134,8 @@ pub async fn post(
     if let Some(r) = super::mfa::after_password(&s, &headers, &req, &pending, &user).await {
         return r;
     }
-    let cookie = match start_password_session(&s, &headers, &user).await {
+    let remember_me = session::remember_me_checked(&p);
+    let cookie = match start_password_session(&s, &headers, &user, ip, remember_me).await {
         Ok(c) => c,
         Err(_) => return unavailable_page(),
     };
@@ -147,24 +148,25 @@ pub async fn post(
     r
 }
 
-/// Starts a fresh session for `user` after a password sign-in (ending this browser's previous one)
-/// and returns its `Set-Cookie`. Shared by the authorization flow's login and the stand-alone sign-in.
+/// Signs `user` in on this browser after a password check (a new session, or this browser's session
+/// of the same person re-authenticated with a new cookie) and returns its `Set-Cookie`. Shared by the
+/// authorization flow's login and the stand-alone sign-in.
 pub async fn start_password_session(
     s: &AppState,
     headers: &HeaderMap,
     user: &crate::store::User,
-) -> Result<axum::http::HeaderValue, crate::ephemeral::EphemeralError> {
-    let now = s.clock.now();
-    let sess = Session {
-        sid: crate::clients::random_token(16),
-        user_id: user.id.clone(),
-        auth_time: now,
-        amr: vec!["pwd".into()],
-        acr: crate::session::ACR_PASSWORD.into(),
-        created_at: now,
-        absolute_expires_at: now + s.settings.raw.session_absolute_ttl_secs as i64,
-    };
-    let previous = session::cookie(headers, &session::cookie_name(s, session::SESSION));
-    let id = session::start(s, previous.as_deref(), &sess).await?;
-    Ok(session::set_cookie(s, session::SESSION, &id, None))
+    ip: std::net::IpAddr,
+    remember_me: bool,
+) -> Result<axum::http::HeaderValue, crate::store::StoreError> {
+    let signed = session::sign_in_browser(
+        s,
+        headers,
+        ip,
+        &user.id,
+        vec!["pwd".into()],
+        session::ACR_PASSWORD.into(),
+        remember_me,
+    )
+    .await?;
+    Ok(signed.set_cookie(s))
 }

@@ -77,18 +77,15 @@ async fn end_and_leave(
     redirect: Option<&str>,
     state: Option<&str>,
 ) -> Response {
-    if let Ok(Some((id, sess))) = session::current(s, headers).await {
-        if session::end(s, &id).await.is_err() {
+    if let Ok(Some((_, sess))) = session::current(s, headers).await {
+        // Revokes the session's refresh families and queues back-channel logout notices; the audit
+        // trail gets `session_ended` with reason `logout`.
+        if crate::sessions::end_session(s, &sess.sid, crate::sessions::reason::LOGOUT)
+            .await
+            .is_err()
+        {
             return unavailable_page();
         }
-        crate::audit::record(
-            &s.store,
-            s.clock.now(),
-            crate::audit::Event::new("logout")
-                .subject(&sess.user_id)
-                .details(serde_json::json!({"sid": sess.sid})),
-        )
-        .await;
     }
     let mut r = match redirect {
         Some(uri) => {

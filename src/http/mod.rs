@@ -2,6 +2,7 @@
 //! into typed values and hand them to `oauth`; nothing protocol-specific is decided here.
 
 pub mod account;
+pub mod account_sessions;
 pub mod authorize;
 pub mod bearer;
 pub mod client_form;
@@ -146,6 +147,12 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ACCOUNT_TOTP_DISABLE, post(security::disable))
         .route(paths::ACCOUNT_RECOVERY_CODES, post(security::regenerate))
         .route(paths::ACCOUNT, get(account::get).post(account::post))
+        .route(paths::ACCOUNT_SESSIONS, get(account_sessions::get))
+        .route(paths::ACCOUNT_SESSIONS_END, post(account_sessions::end))
+        .route(
+            paths::ACCOUNT_SESSIONS_END_OTHERS,
+            post(account_sessions::end_others),
+        )
         .route(paths::TOKEN, post(token::token))
         .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))
         .route(paths::REVOKE, post(revoke::revoke))

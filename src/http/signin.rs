@@ -137,10 +137,12 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
     if let Some(r) = super::mfa::after_signin_password(s, headers, &user, &return_to).await {
         return r;
     }
-    let cookie = match super::login::start_password_session(s, headers, &user).await {
-        Ok(c) => c,
-        Err(_) => return unavailable_page(),
-    };
+    let remember_me = session::remember_me_checked(&p);
+    let cookie =
+        match super::login::start_password_session(s, headers, &user, ip, remember_me).await {
+            Ok(c) => c,
+            Err(_) => return unavailable_page(),
+        };
     let mut r = see_other(&return_to);
     r.headers_mut().append(header::SET_COOKIE, cookie);
     r

@@ -35,5 +35,8 @@ pub fn metadata(s: &Settings) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        // OpenID Connect Back-Channel Logout 1.0: logout tokens always carry `sid` as well as `sub`.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }

@@ -17,10 +17,10 @@ pub use introspect::RefreshTokenState;
 pub use keys::{KeyMove, KeyTxn};
 pub use mfa::TotpEnrolment;
 pub use refresh::{
-pub use sessions::{EndPolicy, EndedSession, LogoutNotice, NewSession, SessionRecord};
     IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
     RefreshFamily, RefreshToken, RotateRequest, Rotation,
 };
+pub use sessions::{EndPolicy, EndedSession, LogoutNotice, NewSession, SessionRecord};
 
 use std::time::Duration;
 
@@ -113,12 +113,12 @@ pub struct Client {
     pub refresh_reuse_grace_secs: u64,
     /// `RS256` (default), `ES256` or `EdDSA`.
     pub id_token_signed_response_alg: Option<String>,
-    /// Every sign-in for this client needs a second factor.
     /// OpenID Connect Back-Channel Logout: where logout tokens are POSTed when a session in which
     /// this client got tokens ends.
     pub backchannel_logout_uri: Option<String>,
     /// The client needs `sid` in logout tokens (Custos always sends it).
     pub backchannel_logout_session_required: bool,
+    /// Every sign-in for this client needs a second factor.
     pub require_mfa: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -201,9 +201,9 @@ impl TryFrom<clients::Model> for Client {
             id_token_ttl_secs: ttl_from_db(m.id_token_ttl_secs),
             refresh_reuse_grace_secs: u64::try_from(m.refresh_reuse_grace_secs).unwrap_or(0),
             id_token_signed_response_alg: m.id_token_signed_response_alg,
-            id: m.id,
             backchannel_logout_uri: m.backchannel_logout_uri,
             backchannel_logout_session_required: m.backchannel_logout_session_required,
+            id: m.id,
             name: m.name,
             public: m.public,
             default_audience: m.default_audience,
@@ -385,9 +385,9 @@ impl Store {
             post_logout_redirect_uris: Set(list_to_db(&c.post_logout_redirect_uris)),
             refresh_reuse_grace_secs: Set(i64::try_from(c.refresh_reuse_grace_secs).unwrap_or(0)),
             id_token_signed_response_alg: Set(c.id_token_signed_response_alg.clone()),
-            require_mfa: Set(c.require_mfa),
             backchannel_logout_uri: Set(c.backchannel_logout_uri.clone()),
             backchannel_logout_session_required: Set(c.backchannel_logout_session_required),
+            require_mfa: Set(c.require_mfa),
             created_at: Set(c.created_at),
             updated_at: Set(c.updated_at),
         };

@@ -1,6 +1,7 @@
 //! One askama template struct per page. No inline script or style: the CSP forbids both.
 
 pub mod accounts;
+pub mod sessions;
 pub mod mfa;
 
 use askama::Template;

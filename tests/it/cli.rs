@@ -18,13 +18,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_custos");
 /// backend run), else a SQLite file inside the directory.
 static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 
-async fn use_test_database(dir: &Path) {
+pub(crate) async fn use_test_database(dir: &Path) {
     if let Some(url) = crate::support::fresh_database().await {
         DATABASES.lock().unwrap().push((dir.to_path_buf(), url));
     }
 }
 
-fn database_for(dir: &Path) -> String {
+pub(crate) fn database_for(dir: &Path) -> String {
     DATABASES
         .lock()
         .unwrap()
@@ -51,7 +51,7 @@ fn base_cmd(dir: &Path) -> Command {
     c
 }
 
-fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+pub(crate) fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut c = base_cmd(dir);
     c.args(args)
         .stdin(Stdio::piped())
@@ -79,9 +79,9 @@ fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> 
     out
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -92,7 +92,7 @@ impl Drop for Server {
 }
 
 /// Starts `custos serve` on 127.0.0.1:0 and reads the bound address from its JSON log.
-fn serve(dir: &Path) -> Server {
+pub(crate) fn serve(dir: &Path) -> Server {
     let mut child = base_cmd(dir)
         .env("CUSTOS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every module here links into it.
 
+mod backchannel;
 mod browser;
 mod cli;
 mod code_flow;
@@ -14,5 +15,6 @@ mod proxy;
 mod real_browser;
 mod refresh_store;
 mod replicas;
+mod sessions;
 mod support;
 mod token;

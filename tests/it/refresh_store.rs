@@ -715,6 +715,7 @@ async fn housekeeping_purges_expired_families_and_drops_old_grace_copies() {
         Report {
             refresh_families_purged: 0,
             sealed_successors_cleared: 2,
+            sessions_purged: 0,
         }
     );
     assert_eq!(sealed(long.id.clone()).await, 0);
@@ -728,6 +729,7 @@ async fn housekeeping_purges_expired_families_and_drops_old_grace_copies() {
         Report {
             refresh_families_purged: 1,
             sealed_successors_cleared: 1,
+            sessions_purged: 0,
         }
     );
     assert!(store.refresh_family(&short.id).await.unwrap().is_none());

@@ -184,6 +184,18 @@ pub async fn issue(
         _ => return Err(invalid_grant("the account is no longer active")),
     };
     let aud = audience(client, &rec.resources, &r.resources)?;
+    if !session_open(state, &rec.sid).await? {
+        return Err(invalid_grant(
+            "the session the authorization code was issued in has ended",
+        ));
+    }
+    // Recorded before anything is issued, so that a session ended from here on notifies this client
+    // (back-channel logout) and revokes what it is about to get.
+    state
+        .store
+        .record_session_client(&rec.sid, &client.id, now)
+        .await
+        .map_err(unavailable)?;
     let (access_token, jti, ttl) =
         access_token(state, client, &user.id, &aud, &rec.scopes, Some(&rec), now)?;
     let id_token = if rec.scopes.iter().any(|s| s == "openid") {
@@ -221,6 +233,16 @@ pub async fn issue(
     } else {
         (None, None)
     };
+    // Checked again once the family exists: a session that ended meanwhile either revoked the family
+    // already or is seen ended here, so nothing issued outlives it.
+    if !session_open(state, &rec.sid).await? {
+        if let Some(f) = &family_id {
+            let _ = state.store.revoke_family(f, "session_ended", now).await;
+        }
+        return Err(invalid_grant(
+            "the session the authorization code was issued in has ended",
+        ));
+    }
     let redeemed = Redeemed {
         family_id,
         jti,
@@ -247,6 +269,18 @@ pub async fn issue(
         refresh_token,
         id_token,
     })
+}
+
+/// Whether the browser session `sid` has not been ended (signed out, ended from the account page, a
+/// password change). Expiry is not checked: a code issued a moment before the session expired is
+/// still good.
+async fn session_open(state: &AppState, sid: &str) -> Result<bool, OAuthError> {
+    Ok(state
+        .store
+        .session(sid)
+        .await
+        .map_err(unavailable)?
+        .is_some_and(|s| s.ended_at.is_none()))
 }
 
 /// RFC 8707 at the token endpoint: a `resource` must be one the authorization request named (or, if it

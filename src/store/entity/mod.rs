@@ -3,10 +3,13 @@
 pub mod audit_events;
 pub mod clients;
 pub mod consents;
+pub mod mfa_recovery_codes;
+pub mod mfa_totp;
 pub mod logout_outbox;
 pub mod refresh_families;
 pub mod refresh_tokens;
 pub mod session_clients;
 pub mod sessions;
 pub mod signing_keys;
+pub mod user_roles;
 pub mod users;
