@@ -1,6 +1,7 @@
 //! A real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver + fantoccini)
-//! through Custos's own login and consent pages, under their real Content-Security-Policy, to a
-//! redirect URI served by the test; the code it lands with is then redeemed at /token.
+//! through Custos's own login, second-factor (TOTP) and consent pages, under their real
+//! Content-Security-Policy, to a redirect URI served by the test; the code it lands with is then
+//! redeemed at /token and its ID token says `acr` multi-factor.
 //!
 //! Skipped (loudly) when `chromedriver` or `chromium` is not on PATH; `.ci/run` installs both.
 //! `CUSTOS_TEST_SCREENSHOT_DIR=<dir>` keeps the screenshots it takes.
@@ -142,6 +143,7 @@ struct Run {
     /// `border-radius` of the card as computed from /static/custos.css (the browser's default is 0px).
     card_radius: String,
     login_png: Vec<u8>,
+    mfa_title: String,
     consent_text: String,
     landed: url::Url,
 }
@@ -180,7 +182,13 @@ async fn wait_for(b: &Client, css: &str, page: &str) -> Res<Element> {
     }
 }
 
-async fn drive(b: &Client, authorize: &str, redirect: &str, shots: &Path) -> Res<Run> {
+async fn drive(
+    b: &Client,
+    authorize: &str,
+    redirect: &str,
+    shots: &Path,
+    totp_code: &str,
+) -> Res<Run> {
     b.goto(authorize).await.ctx("GET /authorize")?;
     let email = wait_for(b, "#email", "the login page").await?;
     watch_csp(b).await?;
@@ -212,6 +220,26 @@ async fn drive(b: &Client, authorize: &str, redirect: &str, shots: &Path) -> Res
         .await
         .ctx("click #submit")?;
 
+    // The second factor: a code from the authenticator app.
+    let code = wait_for(b, "#code", "the second-factor page").await?;
+    watch_csp(b).await?;
+    let mfa_title = b.title().await.ctx("title")?;
+    save(
+        shots,
+        "mfa.png",
+        &b.screenshot()
+            .await
+            .ctx("screenshot of the second-factor page")?,
+    )
+    .await?;
+    code.send_keys(totp_code).await.ctx("type the TOTP code")?;
+    b.find(Locator::Css("#verify"))
+        .await
+        .ctx("#verify")?
+        .click()
+        .await
+        .ctx("click #verify")?;
+
     let approve = wait_for(b, "#approve", "the consent page").await?;
     watch_csp(b).await?;
     let consent_text = b
@@ -237,6 +265,7 @@ async fn drive(b: &Client, authorize: &str, redirect: &str, shots: &Path) -> Res
                 login_title,
                 card_radius,
                 login_png,
+                mfa_title,
                 consent_text,
                 landed: now,
             });
@@ -258,7 +287,7 @@ fn param(u: &url::Url, name: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_signs_in_consents_and_lands_with_a_code() {
+async fn chromium_signs_in_with_a_totp_code_consents_and_lands_with_a_code() {
     let (Some(driver_bin), Some(chromium)) = (
         on_path(&["chromedriver"]),
         on_path(&["chromium", "chromium-browser"]),
@@ -272,7 +301,26 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
     let mut nc = web_client(false);
     nc.redirect_uris = vec![redirect.clone()];
     let c = app.client(nc).await;
-    user(&app, "ada@example.com").await;
+    let ada = user(&app, "ada@example.com").await;
+    // Ada has an authenticator app: the sign-in takes a TOTP code after the password.
+    let secret = custos::mfa::totp::TotpSecret::generate().unwrap();
+    let codes = custos::mfa::recovery::generate().unwrap();
+    {
+        use custos::clock::Clock;
+        let now = app.clock.now();
+        let sealed = secret.seal(&app.state.kek, &ada.id).unwrap();
+        let step = custos::mfa::totp::step_of(now) - 10;
+        let hashes = custos::mfa::recovery::hashes(&codes);
+        app.state
+            .store
+            .activate_totp(&ada.id, &sealed, step, &hashes, now)
+            .await
+            .unwrap();
+    }
+    let totp_code = {
+        use custos::clock::Clock;
+        secret.code_at(app.clock.now())
+    };
 
     let verifier = format!(
         "{}{}",
@@ -330,7 +378,7 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
         .await
         .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver: {e}"));
     driver.session = browser.session_id().await.ok().flatten();
-    let run = drive(&browser, authorize.as_str(), &redirect, &shots).await;
+    let run = drive(&browser, authorize.as_str(), &redirect, &shots, &totp_code).await;
     // End the session (chromedriver ends Chromium) and chromedriver before any assertion can panic.
     if browser.close().await.is_ok() {
         driver.session = None;
@@ -346,6 +394,7 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
         run.login_png.len() > 1000 && run.login_png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "the screenshot is not a PNG"
     );
+    assert_eq!(run.mfa_title, "Two-step verification · Custos");
     assert!(
         run.consent_text.contains("Example RP"),
         "{}",
@@ -378,6 +427,18 @@ async fn chromium_signs_in_consents_and_lands_with_a_code() {
     let body: Value = r.json().await.unwrap();
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(body["id_token"].is_string(), "scope openid: {body}");
+    let id_claims: Value = {
+        use base64::Engine;
+        let payload = body["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(id_claims["acr"], "urn:custos:acr:mfa");
+    assert_eq!(id_claims["amr"], json!(["pwd", "otp"]));
     let again = app
         .post_form("/token", &form, Some((&c.id, &c.secret)))
         .await;
