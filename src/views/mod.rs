@@ -1,8 +1,8 @@
 //! One askama template struct per page. No inline script or style: the CSP forbids both.
 
 pub mod accounts;
-pub mod sessions;
 pub mod mfa;
+pub mod sessions;
 
 use askama::Template;
 use askama_web::WebTemplate;

@@ -429,7 +429,12 @@ async fn chromium_signs_in_with_a_totp_code_consents_and_lands_with_a_code() {
     assert!(body["id_token"].is_string(), "scope openid: {body}");
     let id_claims: Value = {
         use base64::Engine;
-        let payload = body["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+        let payload = body["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
         serde_json::from_slice(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(payload)
