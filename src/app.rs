@@ -40,6 +40,8 @@ pub struct AppState {
     /// Password hashing runs at most once per core at a time: argon2id is memory-hard (19 MiB at the
     /// OWASP parameters), so more at once only adds memory and cache misses; the rest wait their turn.
     pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// Delivers queued mail (`mail_transport`: the outbox folder or SMTP).
+    pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Wakes this replica's back-channel logout deliverer when a session end queued notices.
     pub backchannel: Arc<tokio::sync::Notify>,
 }
@@ -56,6 +58,8 @@ pub enum StartError {
     Keys(#[from] KeysError),
     #[error("configuration key `redis_url`: {0}")]
     Redis(String),
+    #[error("mail: {0}")]
+    Mail(String),
 }
 
 pub struct Options {
@@ -147,6 +151,7 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         keyring.clone(),
         opts.clock.clone(),
     ));
+    let mailer = crate::mail::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
     Ok(AppState {
         settings,
         store,
@@ -164,6 +169,7 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
                 .map(|n| n.get())
                 .unwrap_or(1),
         )),
+        mailer,
         backchannel: Arc::new(tokio::sync::Notify::new()),
     })
 }
@@ -177,10 +183,12 @@ pub fn router(state: AppState) -> axum::Router {
 pub async fn run(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let upkeep = state.keys.clone().spawn();
     let housekeeping = crate::jobs::spawn(state.clone());
+    let mail = crate::mail::spawn(state.clone());
     let backchannel = crate::backchannel::spawn(state.clone());
     let result = serve(listener, state).await;
     upkeep.abort();
     housekeeping.abort();
+    mail.abort();
     // A delivery cut short stays leased until its lease passes, then any replica retries it.
     backchannel.abort();
     result

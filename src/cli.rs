@@ -232,6 +232,32 @@ pub enum UserCmd {
         #[arg(long)]
         email: String,
     },
+    /// Import accounts with their existing password hashes (argon2, bcrypt, PBKDF2-SHA256) from a
+    /// JSON-lines file; bad lines are reported by number, the rest import; existing addresses are
+    /// skipped, so a re-run changes nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a sign-in lock (brute-force protection) of an account or a client IP.
+    Unlock {
+        #[arg(long, required_unless_present = "ip")]
+        email: Option<String>,
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+    },
+    /// Create an invitation link (for registration = "invite"); with --email it only registers that
+    /// address and is also mailed there.
+    Invite {
+        #[arg(long)]
+        email: Option<String>,
+        /// How long the link works (default 7).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A failure the CLI reports and exits non-zero for.
@@ -845,6 +871,89 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
             )
             .await;
             eprintln!("second factors removed for <{}>", u.email);
+        }
+        UserCmd::Import { file, json } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| fail(2, format!("{}: {e}", file.display())))?;
+            let r = identity::import::import(&store, &text, now).await?;
+            if json {
+                print_json(&json!({
+                    "imported": r.imported, "skipped": r.skipped,
+                    "errors": r.errors.iter().map(|(n, e)| json!({"line": n, "error": e})).collect::<Vec<_>>(),
+                }));
+            }
+            for (n, e) in &r.errors {
+                eprintln!("{}:{n}: {e}", file.display());
+            }
+            eprintln!(
+                "imported {}, skipped {} (address already has an account), {} bad lines",
+                r.imported,
+                r.skipped,
+                r.errors.len()
+            );
+            if !r.errors.is_empty() {
+                std::io::stdout().flush()?;
+                return Err(fail(1, format!("{} lines were not imported", r.errors.len())));
+            }
+        }
+        UserCmd::Unlock { email, ip } => {
+            let Some(url) = &settings.raw.redis_url else {
+                return Err(fail(
+                    1,
+                    "without redis_url the sign-in counters live inside the running server: restart it to clear them",
+                ));
+            };
+            let eph = crate::ephemeral::redis::RedisStore::connect(&url.0, &settings.raw.redis_prefix)
+                .await?;
+            if let Some(email) = &email {
+                let email = identity::normalize_email(email)
+                    .map_err(|e| fail(1, format!("email: {e}")))?;
+                identity::bruteforce::unlock_account(&eph, &email).await?;
+                let subject = store.user_by_email(&email).await?.map(|u| u.id);
+                let mut ev = crate::audit::Event::new("account_unlocked").actor("cli");
+                if let Some(id) = subject {
+                    ev = ev.subject(id);
+                }
+                crate::audit::record(&store, now, ev).await;
+                eprintln!("sign-in unlocked for <{email}>");
+            }
+            if let Some(ip) = ip {
+                identity::bruteforce::unlock_ip(&eph, &ip).await?;
+                crate::audit::record(
+                    &store,
+                    now,
+                    crate::audit::Event::new("ip_unlocked")
+                        .actor("cli")
+                        .ip(ip.to_string()),
+                )
+                .await;
+                eprintln!("sign-in unlocked for {ip}");
+            }
+        }
+        UserCmd::Invite { email, days, json } => {
+            let email = email
+                .map(|e| identity::normalize_email(&e).map_err(|e| fail(1, format!("email: {e}"))))
+                .transpose()?;
+            if !(1..=90).contains(&days) {
+                return Err(fail(2, "--days: allowed 1..=90"));
+            }
+            if settings.raw.registration != crate::config::Registration::Invite {
+                eprintln!(
+                    "note: registration is `{:?}`; invitations are only asked for when it is `invite`",
+                    settings.raw.registration
+                );
+            }
+            let state = app::build_state(settings, app::Options::default()).await?;
+            let url = identity::accounts::invite(&state, email.as_deref(), Some(i64::from(days) * 86_400))
+                .await?;
+            if json {
+                print_json(&json!({"url": url, "email": email, "expires_in_days": days}));
+            } else {
+                println!("{url}");
+                if let Some(e) = &email {
+                    eprintln!("invitation for <{e}> queued for mail (sent by the running server)");
+                }
+            }
         }
     }
     std::io::stdout().flush()?;

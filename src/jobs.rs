@@ -33,6 +33,12 @@ pub struct Report {
 /// One housekeeping pass at the state's clock.
 pub async fn run_once(state: &AppState) -> Result<Report, StoreError> {
     let now = state.clock.now();
+    // Used or expired one-time links, and delivered or abandoned mails, after a grace period.
+    let tokens = state.store.purge_account_tokens(now).await?;
+    let mails = state.store.purge_mail(now).await?;
+    if tokens + mails > 0 {
+        tracing::debug!(tokens, mails, "housekeeping: account links and mails purged");
+    }
     Ok(Report {
         refresh_families_purged: state.store.purge_refresh_families(now).await?,
         sealed_successors_cleared: state

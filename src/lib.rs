@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod session;

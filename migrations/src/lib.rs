@@ -11,6 +11,7 @@ mod m20261125_000002_refresh_tokens;
 mod m20261125_000003_consents;
 mod m20261125_000004_client_token_policy;
 mod m20261125_000005_key_lifecycle;
+mod m20261125_000006_accounts;
 mod m20261125_000008_mfa;
 mod m20261125_000007_sessions;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_consents::Migration),
             Box::new(m20261125_000004_client_token_policy::Migration),
             Box::new(m20261125_000005_key_lifecycle::Migration),
+            Box::new(m20261125_000006_accounts::Migration),
             Box::new(m20261125_000008_mfa::Migration),
             Box::new(m20261125_000007_sessions::Migration),
         ]

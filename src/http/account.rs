@@ -93,10 +93,18 @@ fn profile(a: &Account) -> ProfilePage {
 }
 
 pub async fn get(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match require(&s, &headers, paths::ACCOUNT).await {
-        Ok(a) => private(profile(&a)),
-        Err(r) => r,
-    }
+    let a = match require(&s, &headers, paths::ACCOUNT).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut page = profile(&a);
+    page.pending_email = s
+        .store
+        .pending_email_change(&a.user.id, &a.user.email, s.clock.now())
+        .await
+        .ok()
+        .flatten();
+    private(page)
 }
 
 /// Validates a display name: trimmed, 1–200 characters, no control characters.
@@ -141,5 +149,82 @@ pub async fn post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
     let mut page = profile(&a);
     page.name = name;
     page.notice = Some("Your name was saved.");
+    private(page)
+}
+
+/// `POST /account/email`: start an email change (the current password is required; the new address
+/// gets a link and changes only when it is opened).
+pub async fn email_post(
+    State(s): State<AppState>,
+    super::client_ip::ClientIp(ip): super::client_ip::ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::identity::accounts::{self, Current};
+    let (a, p) = match require_form(&s, &headers, &body, paths::ACCOUNT).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let raw = field(&p, "email");
+    let mut page = profile(&a);
+    page.new_email = raw.clone();
+    let new = match crate::identity::normalize_email(&raw) {
+        Ok(e) if e == a.user.email => {
+            page.email_error = Some("This is already your address.");
+            return private((StatusCode::BAD_REQUEST, page));
+        }
+        Ok(e) => e,
+        Err(_) => {
+            page.email_error = Some("Enter an address like name@example.com.");
+            return private((StatusCode::BAD_REQUEST, page));
+        }
+    };
+    let pw = zeroize::Zeroizing::new(field(&p, "current_password"));
+    match accounts::verify_current(
+        &s,
+        &a.user,
+        pw,
+        Some(&ip.to_string()),
+        "email_change_failed",
+    )
+    .await
+    {
+        Ok(Current::Right) => {}
+        Ok(Current::Wrong) => {
+            page.email_error = Some("Enter your current password to change the address.");
+            return private((StatusCode::UNAUTHORIZED, page));
+        }
+        Ok(Current::Locked) => {
+            page.email_error = Some("Too many wrong passwords. Try again later.");
+            return private((StatusCode::TOO_MANY_REQUESTS, page));
+        }
+        Err(_) => return unavailable_page(),
+    }
+    if accounts::request_email_change(&s, &a.user, &new)
+        .await
+        .is_err()
+    {
+        return unavailable_page();
+    }
+    page.new_email = String::new();
+    page.pending_email = Some(new);
+    page.notice = Some("Check the inbox of the new address and open the link there.");
+    private(page)
+}
+
+/// `POST /account/verify-email`: a new verification link for the current address.
+pub async fn resend_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (a, _) = match require_form(&s, &headers, &body, paths::ACCOUNT).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut page = profile(&a);
+    page.notice = Some(if a.user.email_verified {
+        "Your address is already confirmed."
+    } else if crate::identity::accounts::resend_verification(&s, &a.user).await {
+        "A new link is on its way. Open it to confirm your address."
+    } else {
+        "A link was sent less than a minute ago. Wait a moment before asking again."
+    });
     private(page)
 }

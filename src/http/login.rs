@@ -114,16 +114,17 @@ pub async fn post(
                 return unavailable_page();
             }
         };
-    let Some(user) = user else {
+    let (error, status) = (user.message(), user.status());
+    let Some(user) = user.into_user() else {
         let mut r = LoginPage {
             client_name: client_name(&s, &pending.request.client_id).await,
             req,
             csrf: pending.csrf,
             email,
-            error: Some("Incorrect email or password."),
+            error,
         }
         .into_response();
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
         r.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,
             super::csp_with_form_target(Some(&pending.request.redirect_uri)),

@@ -15,7 +15,9 @@ pub mod introspect;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod password;
 pub mod paths;
+pub mod register;
 pub mod revoke;
 pub mod security;
 pub mod signin;
@@ -147,6 +149,25 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ACCOUNT_TOTP_DISABLE, post(security::disable))
         .route(paths::ACCOUNT_RECOVERY_CODES, post(security::regenerate))
         .route(paths::ACCOUNT, get(account::get).post(account::post))
+        .route(
+            paths::ACCOUNT_PASSWORD,
+            get(password::change_get).post(password::change_post),
+        )
+        .route(paths::ACCOUNT_EMAIL, post(account::email_post))
+        .route(paths::ACCOUNT_VERIFY_EMAIL, post(account::resend_post))
+        .route(paths::REGISTER, get(register::get).post(register::post))
+        .route(
+            paths::VERIFY_EMAIL,
+            get(register::verify_get).post(register::verify_post),
+        )
+        .route(
+            paths::PASSWORD_FORGOT,
+            get(password::forgot_get).post(password::forgot_post),
+        )
+        .route(
+            paths::PASSWORD_RESET,
+            get(password::reset_get).post(password::reset_post),
+        )
         .route(paths::ACCOUNT_SESSIONS, get(account_sessions::get))
         .route(paths::ACCOUNT_SESSIONS_END, post(account_sessions::end))
         .route(

@@ -123,14 +123,15 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
                 return unavailable_page();
             }
         };
-    let Some(user) = user else {
+    let (error, status) = (user.message(), user.status());
+    let Some(user) = user.into_user() else {
         return render(
             s,
             headers,
             return_to,
             email,
-            Some("Incorrect email or password."),
-            StatusCode::UNAUTHORIZED,
+            error,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
         );
     };
     // An enrolled person finishes with the second factor, which then goes on to `return_to`.

@@ -85,11 +85,143 @@ pub fn needs_rehash(phc: &str, want: HashParams) -> bool {
 /// the load. Every block is overwritten by the first pass before it is read, so what a buffer held
 /// before does not matter; it holds password-derived data only as long as the process lives, like any
 /// other in-memory secret of the server.
+///
+/// Imported hashes are verified by their own scheme (see [`verify_imported`]) and rehashed to argon2id
+/// at the first successful sign-in (`needs_rehash` flags them).
 pub fn verify_blocking(pw: &str, phc: &str) -> bool {
+    if let Some(ok) = verify_imported(pw, phc) {
+        return ok;
+    }
     match PasswordHash::new(phc) {
         Ok(h) => verify_parsed(pw.as_bytes(), &h).unwrap_or(false),
         Err(_) => false,
     }
+}
+
+/// The most work an imported hash may ask of one verification: more is refused at import (a hostile
+/// file could otherwise make every sign-in attempt cost seconds).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+pub const MAX_BCRYPT_COST: u32 = 16;
+pub const MAX_IMPORTED_ARGON2_KIB: u32 = 256 * 1024;
+
+fn is_bcrypt(h: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| h.starts_with(p))
+}
+
+/// bcrypt (`$2a$`/`$2b$`/`$2y$`) and PBKDF2-SHA256 (PHC `$pbkdf2-sha256$i=…,l=…$salt$hash`, passlib's
+/// modular-crypt `$pbkdf2-sha256$rounds$salt$hash`, Django's `pbkdf2_sha256$rounds$salt$hash`);
+/// `None` for any other format (argon2 goes through the pooled path).
+pub fn verify_imported(pw: &str, stored: &str) -> Option<bool> {
+    if is_bcrypt(stored) {
+        return Some(bcrypt::verify(pw, stored).unwrap_or(false));
+    }
+    let p = parse_pbkdf2(stored)?;
+    Some(
+        aws_lc_rs::pbkdf2::verify(
+            aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+            p.iterations,
+            &p.salt,
+            pw.as_bytes(),
+            &p.hash,
+        )
+        .is_ok(),
+    )
+}
+
+struct Pbkdf2 {
+    iterations: std::num::NonZeroU32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+fn parse_pbkdf2(stored: &str) -> Option<Pbkdf2> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let (iterations, salt, hash) = if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+        // Django: the salt is used as its text; the hash is padded base64.
+        let mut it = rest.split('$');
+        let (i, salt, hash) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        (
+            i.parse::<u32>().ok()?,
+            salt.as_bytes().to_vec(),
+            STANDARD.decode(hash).ok()?,
+        )
+    } else if let Some(rest) = stored.strip_prefix("$pbkdf2-sha256$") {
+        let mut it = rest.split('$');
+        let (params, salt, hash) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        if params.starts_with("i=") {
+            // PHC string format: unpadded standard base64.
+            let mut i = None;
+            let mut l = None;
+            for kv in params.split(',') {
+                match kv.split_once('=')? {
+                    ("i", v) => i = v.parse::<u32>().ok(),
+                    ("l", v) => l = v.parse::<usize>().ok(),
+                    _ => return None,
+                }
+            }
+            let hash = STANDARD_NO_PAD.decode(hash).ok()?;
+            if l.is_some_and(|l| l != hash.len()) {
+                return None;
+            }
+            (i?, STANDARD_NO_PAD.decode(salt).ok()?, hash)
+        } else {
+            // passlib's modular crypt: "adapted base64" (`.` for `+`, no padding).
+            let ab64 = |s: &str| STANDARD_NO_PAD.decode(s.replace('.', "+")).ok();
+            (params.parse::<u32>().ok()?, ab64(salt)?, ab64(hash)?)
+        }
+    } else {
+        return None;
+    };
+    if hash.len() < 16 || salt.is_empty() || iterations > MAX_PBKDF2_ITERATIONS {
+        return None;
+    }
+    Some(Pbkdf2 {
+        iterations: std::num::NonZeroU32::new(iterations)?,
+        salt,
+        hash,
+    })
+}
+
+/// Which scheme a hash to import uses, or why it cannot be imported (unknown format, parameters
+/// out of bounds).
+pub fn imported_scheme(stored: &str) -> Result<&'static str, String> {
+    if is_bcrypt(stored) {
+        let parts: bcrypt::HashParts = stored
+            .parse()
+            .map_err(|e| format!("not a valid bcrypt hash ({e})"))?;
+        if parts.get_cost() > MAX_BCRYPT_COST {
+            return Err(format!("bcrypt cost above {MAX_BCRYPT_COST}"));
+        }
+        return Ok("bcrypt");
+    }
+    if stored.starts_with("pbkdf2_sha256$") || stored.starts_with("$pbkdf2-sha256$") {
+        return parse_pbkdf2(stored).map(|_| "pbkdf2-sha256").ok_or_else(|| {
+            format!(
+                "not a valid PBKDF2-SHA256 hash (or more than {MAX_PBKDF2_ITERATIONS} iterations)"
+            )
+        });
+    }
+    if stored.starts_with("$argon2") {
+        let h = PasswordHash::new(stored).map_err(|e| format!("not a valid argon2 hash ({e})"))?;
+        Algorithm::try_from(h.algorithm.as_str())
+            .map_err(|_| "unknown argon2 variant".to_string())?;
+        let p = Params::try_from(&h).map_err(|e| format!("argon2 parameters: {e}"))?;
+        if p.m_cost() > MAX_IMPORTED_ARGON2_KIB {
+            return Err(format!("argon2 memory above {MAX_IMPORTED_ARGON2_KIB} KiB"));
+        }
+        if h.salt.is_none() || h.hash.is_none() {
+            return Err("argon2 hash without salt or output".into());
+        }
+        return Ok("argon2");
+    }
+    Err("unsupported hash format; expected argon2 (PHC), bcrypt ($2a$/$2b$/$2y$) or PBKDF2-SHA256".into())
 }
 
 fn verify_parsed(pw: &[u8], h: &PasswordHash) -> Option<bool> {
@@ -170,6 +302,47 @@ mod tests {
             }
         ));
         assert!(needs_rehash("$2b$12$invalidbcrypt", p));
+    }
+
+    #[test]
+    fn imported_bcrypt_and_pbkdf2_verify() {
+        let b = bcrypt::hash_with_result("old bcrypt password", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        assert_eq!(imported_scheme(&b), Ok("bcrypt"));
+        assert!(verify_blocking("old bcrypt password", &b));
+        assert!(!verify_blocking("old bcrypt passwore", &b));
+        assert!(needs_rehash(&b, HashParams { memory_kib: 64, iterations: 1, parallelism: 1 }));
+        // Werkzeug/passlib test vector: "password" with PBKDF2-SHA256, 1000 rounds, salt "salt".
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+        let mut out = [0u8; 32];
+        aws_lc_rs::pbkdf2::derive(
+            aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(1000).unwrap(),
+            b"NaCl-salt",
+            b"old pbkdf2 password",
+            &mut out,
+        );
+        let phc = format!(
+            "$pbkdf2-sha256$i=1000,l=32${}${}",
+            STANDARD_NO_PAD.encode(b"NaCl-salt"),
+            STANDARD_NO_PAD.encode(out)
+        );
+        let mcf = format!(
+            "$pbkdf2-sha256$1000${}${}",
+            STANDARD_NO_PAD.encode(b"NaCl-salt").replace('+', "."),
+            STANDARD_NO_PAD.encode(out).replace('+', ".")
+        );
+        let django = format!("pbkdf2_sha256$1000$NaCl-salt${}", STANDARD.encode(out));
+        for h in [&phc, &mcf, &django] {
+            assert_eq!(imported_scheme(h), Ok("pbkdf2-sha256"), "{h}");
+            assert!(verify_blocking("old pbkdf2 password", h), "{h}");
+            assert!(!verify_blocking("old pbkdf2 passwore", h), "{h}");
+        }
+        assert!(imported_scheme("$pbkdf2-sha256$99999999$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA").is_err());
+        assert!(imported_scheme("$1$md5crypt$xxxx").is_err());
+        assert!(imported_scheme("plaintext").is_err());
     }
 
     #[test]

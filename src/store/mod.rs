@@ -13,6 +13,7 @@ mod mfa;
 mod refresh;
 mod sessions;
 
+pub use accounts::{AccountToken, QueuedMail, TokenKind};
 pub use introspect::RefreshTokenState;
 pub use keys::{KeyMove, KeyTxn};
 pub use mfa::TotpEnrolment;

@@ -1,8 +1,10 @@
 //! sea-orm models; private to `store`. Shapes follow the migrations crate exactly.
 
+pub mod account_tokens;
 pub mod audit_events;
 pub mod clients;
 pub mod consents;
+pub mod mail_outbox;
 pub mod mfa_recovery_codes;
 pub mod mfa_totp;
 pub mod logout_outbox;
