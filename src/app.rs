@@ -151,7 +151,8 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         keyring.clone(),
         opts.clock.clone(),
     ));
-    let mailer = crate::mail::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
+    let mailer =
+        crate::mail::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
     Ok(AppState {
         settings,
         store,

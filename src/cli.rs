@@ -893,7 +893,10 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
             );
             if !r.errors.is_empty() {
                 std::io::stdout().flush()?;
-                return Err(fail(1, format!("{} lines were not imported", r.errors.len())));
+                return Err(fail(
+                    1,
+                    format!("{} lines were not imported", r.errors.len()),
+                ));
             }
         }
         UserCmd::Unlock { email, ip } => {
@@ -903,11 +906,12 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
                     "without redis_url the sign-in counters live inside the running server: restart it to clear them",
                 ));
             };
-            let eph = crate::ephemeral::redis::RedisStore::connect(&url.0, &settings.raw.redis_prefix)
-                .await?;
+            let eph =
+                crate::ephemeral::redis::RedisStore::connect(&url.0, &settings.raw.redis_prefix)
+                    .await?;
             if let Some(email) = &email {
-                let email = identity::normalize_email(email)
-                    .map_err(|e| fail(1, format!("email: {e}")))?;
+                let email =
+                    identity::normalize_email(email).map_err(|e| fail(1, format!("email: {e}")))?;
                 identity::bruteforce::unlock_account(&eph, &email).await?;
                 let subject = store.user_by_email(&email).await?.map(|u| u.id);
                 let mut ev = crate::audit::Event::new("account_unlocked").actor("cli");
@@ -944,8 +948,12 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
                 );
             }
             let state = app::build_state(settings, app::Options::default()).await?;
-            let url = identity::accounts::invite(&state, email.as_deref(), Some(i64::from(days) * 86_400))
-                .await?;
+            let url = identity::accounts::invite(
+                &state,
+                email.as_deref(),
+                Some(i64::from(days) * 86_400),
+            )
+            .await?;
             if json {
                 print_json(&json!({"url": url, "email": email, "expires_in_days": days}));
             } else {

@@ -37,7 +37,11 @@ pub async fn run_once(state: &AppState) -> Result<Report, StoreError> {
     let tokens = state.store.purge_account_tokens(now).await?;
     let mails = state.store.purge_mail(now).await?;
     if tokens + mails > 0 {
-        tracing::debug!(tokens, mails, "housekeeping: account links and mails purged");
+        tracing::debug!(
+            tokens,
+            mails,
+            "housekeeping: account links and mails purged"
+        );
     }
     Ok(Report {
         refresh_families_purged: state.store.purge_refresh_families(now).await?,
