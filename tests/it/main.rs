@@ -1,13 +1,16 @@
 //! The one integration-test binary: every module here links into it.
 
+mod accounts;
 mod backchannel;
 mod browser;
+mod bruteforce;
 mod cli;
 mod code_flow;
 mod discovery;
 mod endpoints;
 mod ephemeral;
 mod faults;
+mod import;
 mod keys_rotation;
 mod logout;
 mod mfa;
