@@ -69,8 +69,6 @@ const KEYS: &[&str] = &[
     "mfa_required",
     "mfa_required_roles",
     "mfa_email_otp",
-    "mfa_max_attempts",
-    "mfa_attempt_window_secs",
 ];
 
 /// A configuration value that must never be printed.
@@ -243,9 +241,6 @@ pub struct Config {
     pub mfa_required_roles: String,
     /// A code sent by email is a second factor for people without an authenticator app.
     pub mfa_email_otp: bool,
-    /// Wrong second-factor codes allowed per account within `mfa_attempt_window_secs`.
-    pub mfa_max_attempts: u32,
-    pub mfa_attempt_window_secs: u64,
 }
 
 impl Default for Config {
@@ -306,8 +301,6 @@ impl Default for Config {
             mfa_required: false,
             mfa_required_roles: String::new(),
             mfa_email_otp: false,
-            mfa_max_attempts: 5,
-            mfa_attempt_window_secs: 900,
         }
     }
 }
@@ -678,24 +671,6 @@ impl Config {
             })?;
         let mfa_required_roles = crate::mfa::policy::parse_roles(&self.mfa_required_roles)
             .map_err(|bad| invalid("mfa_required_roles", bad))?;
-        if !(1..=100).contains(&self.mfa_max_attempts) {
-            return Err(invalid(
-                "mfa_max_attempts",
-                format!(
-                    "`{}` is out of range; allowed 1..=100",
-                    self.mfa_max_attempts
-                ),
-            ));
-        }
-        if !(60..=86_400).contains(&self.mfa_attempt_window_secs) {
-            return Err(invalid(
-                "mfa_attempt_window_secs",
-                format!(
-                    "`{}` is out of range; allowed 60..=86400 seconds",
-                    self.mfa_attempt_window_secs
-                ),
-            ));
-        }
         Ok(Settings {
             raw: self,
             issuer,

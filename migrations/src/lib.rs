@@ -12,8 +12,8 @@ mod m20261125_000003_consents;
 mod m20261125_000004_client_token_policy;
 mod m20261125_000005_key_lifecycle;
 mod m20261125_000006_accounts;
-mod m20261125_000008_mfa;
 mod m20261125_000007_sessions;
+mod m20261125_000008_mfa;
 
 pub struct Migrator;
 
@@ -27,8 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_client_token_policy::Migration),
             Box::new(m20261125_000005_key_lifecycle::Migration),
             Box::new(m20261125_000006_accounts::Migration),
-            Box::new(m20261125_000008_mfa::Migration),
             Box::new(m20261125_000007_sessions::Migration),
+            Box::new(m20261125_000008_mfa::Migration),
         ]
     }
 }

@@ -131,11 +131,13 @@ pub async fn post(
         );
         return r;
     };
+    let remember_me = session::remember_me_checked(&p);
     // A second factor, when one is due, finishes the sign-in on its own page.
-    if let Some(r) = super::mfa::after_password(&s, &headers, &req, &pending, &user).await {
+    if let Some(r) =
+        super::mfa::after_password(&s, &headers, &req, &pending, &user, remember_me).await
+    {
         return r;
     }
-    let remember_me = session::remember_me_checked(&p);
     let cookie = match start_password_session(&s, &headers, &user, ip, remember_me).await {
         Ok(c) => c,
         Err(_) => return unavailable_page(),

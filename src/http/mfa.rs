@@ -107,6 +107,7 @@ pub struct Next {
     pub return_to: Option<String>,
     /// The redirect URI the flow ends at (for the page's `form-action`).
     pub form_target: Option<String>,
+    pub remember_me: bool,
 }
 
 /// Parks the half-finished login and sends the browser to the second-factor page.
@@ -127,6 +128,7 @@ async fn park(
         req: next.req,
         return_to: next.return_to,
         form_target: next.form_target,
+        remember_me: next.remember_me,
         amr,
         sid,
         expires_at: now + mfa::HALF_LOGIN_TTL_SECS,
@@ -162,6 +164,19 @@ async fn send_email_code(
     Ok(true)
 }
 
+/// Whether the browser's current session was signed in with "remember me" (a step-up keeps it).
+async fn remembered(s: &AppState, headers: &HeaderMap) -> Result<bool, MfaError> {
+    let Some(c) = session::cookie(headers, &session::cookie_name(s, session::SESSION))
+        .filter(|c| c.len() <= 128)
+    else {
+        return Ok(false);
+    };
+    Ok(s.store
+        .session_by_token(&session::hash(&c))
+        .await?
+        .is_some_and(|r| r.remember_me))
+}
+
 /// The hook of the password step: `None` when no second factor is needed (the caller starts the
 /// session), else the response that leads to the second step (or says why it cannot).
 pub async fn after_password(
@@ -170,6 +185,7 @@ pub async fn after_password(
     req: &str,
     pending: &Pending,
     user: &User,
+    remember_me: bool,
 ) -> Option<Response> {
     let client = s
         .clients
@@ -181,6 +197,7 @@ pub async fn after_password(
         req: Some(req.to_string()),
         return_to: None,
         form_target: Some(pending.request.redirect_uri.clone()),
+        remember_me,
     };
     let r = after_first_factor(
         s,
@@ -208,11 +225,13 @@ pub async fn after_signin_password(
     headers: &HeaderMap,
     user: &User,
     return_to: &str,
+    remember_me: bool,
 ) -> Option<Response> {
     let next = Next {
         req: None,
         return_to: Some(return_to.to_string()),
         form_target: None,
+        remember_me,
     };
     match after_first_factor(s, headers, user, vec!["pwd".into()], None, false, next).await {
         Ok(r) => r,
@@ -280,6 +299,7 @@ pub async fn step_up(
                     req: Some(id.to_string()),
                     return_to: None,
                     form_target: Some(req.redirect_uri.clone()),
+                    remember_me: remembered(s, headers).await?,
                 };
                 Ok(Some(
                     park(
@@ -465,29 +485,33 @@ async fn complete(
         Err(_) => return unavailable_page(),
     }
     let now = s.clock.now();
-    let sess = Session {
-        sid: half.sid.clone().unwrap_or_else(|| random_token(16)),
-        user_id: half.user_id.clone(),
-        auth_time: now,
-        amr: mfa::amr_with(&half.amr, factor),
-        acr: mfa::ACR_MFA.into(),
-        created_at: now,
-        absolute_expires_at: now + s.settings.raw.session_absolute_ttl_secs as i64,
-    };
+    let amr = mfa::amr_with(&half.amr, factor);
     crate::audit::record(
         &s.store,
         now,
         crate::audit::Event::new("mfa_succeeded")
             .subject(&half.user_id)
             .ip(ip)
-            .details(
-                json!({"factor": factor.as_str(), "amr": sess.amr, "step_up": half.sid.is_some()}),
-            ),
+            .details(json!({"factor": factor.as_str(), "amr": amr, "step_up": half.sid.is_some()})),
     )
     .await;
-    let previous = session::cookie(headers, &session::cookie_name(s, session::SESSION));
-    let id = match session::start(s, previous.as_deref(), &sess).await {
-        Ok(id) => id,
+    // A step-up re-authenticates this browser's session in place (same sid, new cookie); otherwise
+    // a new session starts. Either way the cookie is new (a change of privilege).
+    let client_ip = ip
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let signed = match session::sign_in_browser(
+        s,
+        headers,
+        client_ip,
+        &half.user_id,
+        amr,
+        mfa::ACR_MFA.into(),
+        half.remember_me,
+    )
+    .await
+    {
+        Ok(signed) => signed,
         Err(_) => return unavailable_page(),
     };
     let mut r = match &half.req {
@@ -509,10 +533,8 @@ async fn complete(
                 .unwrap_or(paths::ACCOUNT_SECURITY),
         ),
     };
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(s, session::SESSION, &id, None),
-    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, signed.set_cookie(s));
     r
 }
 

@@ -134,11 +134,13 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
             StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED),
         );
     };
+    let remember_me = session::remember_me_checked(&p);
     // An enrolled person finishes with the second factor, which then goes on to `return_to`.
-    if let Some(r) = super::mfa::after_signin_password(s, headers, &user, &return_to).await {
+    if let Some(r) =
+        super::mfa::after_signin_password(s, headers, &user, &return_to, remember_me).await
+    {
         return r;
     }
-    let remember_me = session::remember_me_checked(&p);
     let cookie =
         match super::login::start_password_session(s, headers, &user, ip, remember_me).await {
             Ok(c) => c,

@@ -12,10 +12,11 @@ use zeroize::Zeroizing;
 
 use crate::app::AppState;
 use crate::keys::seal::SealError;
+use crate::mail::Compose;
 
 /// How long an emailed code is good for.
 pub const CODE_TTL_SECS: i64 = 300;
-/// Codes sent per account per attempt window (`mfa_attempt_window_secs`).
+/// Codes sent per account per attempt window (`login_failure_window_secs`).
 pub const MAX_SENDS: u64 = 5;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -64,20 +65,32 @@ pub async fn allow_send(state: &AppState, user_id: &str) -> bool {
         .ephemeral
         .incr(
             &format!("mfa-email-sends:{user_id}"),
-            std::time::Duration::from_secs(state.settings.raw.mfa_attempt_window_secs),
+            std::time::Duration::from_secs(state.settings.raw.login_failure_window_secs),
         )
         .await
         .is_ok_and(|n| n <= MAX_SENDS)
 }
 
-/// Sends the sign-in code to the person's address.
+/// Sends the sign-in code to the person's address (queued in the mail outbox; the code never
+/// reaches a log).
 pub async fn send_code(state: &AppState, to: &str, code: &str) -> Result<(), String> {
-    let body = format!(
-        "Your sign-in code is {code}\n\nIt is valid for {} minutes. If you did not try to sign in, \
-         change your password: someone knows it.\n",
-        CODE_TTL_SECS / 60
-    );
-    deliver(state, to, "Your sign-in code", &body).await
+    let compose = Compose {
+        to,
+        subject: "Your sign-in code",
+        heading: "Your sign-in code",
+        before: vec![
+            format!("Enter this code to finish signing in: {code}"),
+            format!("It is valid for {} minutes.", CODE_TTL_SECS / 60),
+        ],
+        action: None,
+        after: vec![
+            "If you did not try to sign in, change your password: someone else knows it.".into(),
+        ],
+    };
+    crate::mail::enqueue(state, compose, None)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Tells the person that few recovery codes are left (after one was used).
@@ -85,20 +98,23 @@ pub async fn notify_recovery_codes_low(state: &AppState, user_id: &str, left: u6
     let Ok(Some(u)) = state.store.user(user_id).await else {
         return;
     };
-    let body = format!(
-        "A recovery code was just used to sign in to your account. {left} recovery code{} left.\n\n\
-         Make new ones on your account's Security page ({}/account/security) before you run out.\n",
-        if left == 1 { " is" } else { "s are" },
-        state.settings.issuer_str
+    let link = format!(
+        "{}{}",
+        state.settings.issuer_str,
+        crate::http::paths::ACCOUNT_SECURITY
     );
-    if let Err(e) = deliver(state, &u.email, "Few recovery codes left", &body).await {
-        tracing::warn!(error = %e, "cannot send the recovery-codes notice");
+    let compose = Compose {
+        to: &u.email,
+        subject: "Few recovery codes left",
+        heading: "Few recovery codes left",
+        before: vec![format!(
+            "A recovery code was just used to sign in to your account. {left} recovery code{} left.",
+            if left == 1 { " is" } else { "s are" }
+        )],
+        action: Some(("Make new recovery codes", &link)),
+        after: vec!["If this was not you, change your password and make new codes now.".into()],
+    };
+    if let Err(e) = crate::mail::enqueue(state, compose, None).await {
+        tracing::warn!(error = %e, "cannot queue the recovery-codes notice");
     }
-}
-
-async fn deliver(state: &AppState, to: &str, subject: &str, body: &str) -> Result<(), String> {
-    let _ = (state, to, subject, body);
-    // Interim until the mailer lands: nothing is sent.
-    tracing::warn!("mail is not configured: a second-factor mail was not sent");
-    Err("no mailer".into())
 }

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod recovery;
 pub mod totp;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::ephemeral::EphemeralError;
+use crate::identity::bruteforce::{self, Gate};
 use crate::keys::seal::SealError;
 use crate::store::StoreError;
 
@@ -84,6 +86,9 @@ pub struct HalfLogin {
     /// A step-up keeps its session's `sid`; a fresh sign-in gets a new one.
     pub sid: Option<String>,
     pub expires_at: i64,
+    /// The sign-in form's "remember me" (a step-up keeps its session's).
+    #[serde(default)]
+    pub remember_me: bool,
     /// An emailed code: its hash, and when it was sent.
     pub email_code: Option<email_otp::SentCode>,
 }
@@ -159,25 +164,36 @@ pub fn amr_with(first: &[String], factor: Factor) -> Vec<String> {
     v
 }
 
-/// Counts one guess against the account; false when the account has used up its attempts for the
-/// window. Atomic on the shared store, so replicas and concurrent guesses share one budget.
-async fn allow_attempt(state: &AppState, user_id: &str) -> Result<bool, EphemeralError> {
-    let n = state
-        .ephemeral
-        .incr(
-            &format!("mfa-attempts:{user_id}"),
-            Duration::from_secs(state.settings.raw.mfa_attempt_window_secs),
-        )
-        .await?;
-    Ok(n <= u64::from(state.settings.raw.mfa_max_attempts))
+/// Counts one guess against the account and this client's address in the password sign-in's limits
+/// (`identity::bruteforce`: atomic on the shared store, so replicas and concurrent guesses share one
+/// budget). `None`: locked, nothing may be checked.
+async fn begin_attempt(
+    state: &AppState,
+    user_id: &str,
+    ip: Option<&str>,
+) -> Result<Option<bruteforce::Attempt>, MfaError> {
+    let Some(user) = state.store.user(user_id).await? else {
+        return Ok(None);
+    };
+    let ip: Option<IpAddr> = ip.and_then(|i| i.parse().ok());
+    match bruteforce::begin(state, &user.email, ip.as_ref()).await? {
+        Gate::Allowed(a) => Ok(Some(a)),
+        Gate::Locked { .. } => Ok(None),
+    }
 }
 
-/// A correct code clears the count of wrong ones.
-async fn clear_attempts(state: &AppState, user_id: &str) {
-    let _ = state
-        .ephemeral
-        .delete(&format!("mfa-attempts:{user_id}"))
-        .await;
+/// Settles an attempt: a right code clears the account's count, a wrong one may start the lock.
+async fn finish_attempt(
+    state: &AppState,
+    attempt: &bruteforce::Attempt,
+    ok: bool,
+) -> Result<(), MfaError> {
+    if ok {
+        bruteforce::succeeded(state, attempt).await?;
+    } else {
+        bruteforce::failed(state, attempt).await?;
+    }
+    Ok(())
 }
 
 async fn audit_failure(state: &AppState, user_id: &str, ip: Option<&str>, reason: &str) {
@@ -203,31 +219,42 @@ pub async fn check_code(
     code: &str,
     ip: Option<&str>,
 ) -> Result<Check, MfaError> {
-    if !allow_attempt(state, user_id).await? {
+    let Some(attempt) = begin_attempt(state, user_id, ip).await? else {
         audit_failure(state, user_id, ip, "too_many_attempts").await;
         return Ok(Check::Locked);
-    }
+    };
+    let factor = use_code(state, user_id, code, ip).await?;
+    finish_attempt(state, &attempt, factor.is_some()).await?;
+    Ok(factor.map_or(Check::Refused, Check::Ok))
+}
+
+/// The checking half of [`check_code`]: which factor `code` was, once used up.
+async fn use_code(
+    state: &AppState,
+    user_id: &str,
+    code: &str,
+    ip: Option<&str>,
+) -> Result<Option<Factor>, MfaError> {
     let now = state.clock.now();
     if totp::normalize_code(code).is_some() {
         let Some(enrolment) = state.store.totp_enrolment(user_id).await? else {
             audit_failure(state, user_id, ip, "not_enrolled").await;
-            return Ok(Check::Refused);
+            return Ok(None);
         };
         let secret = totp::TotpSecret::open(&state.kek, user_id, &enrolment.sealed_secret)?;
         let Some(step) = secret.matching_step(code, now) else {
             audit_failure(state, user_id, ip, "wrong_totp").await;
-            return Ok(Check::Refused);
+            return Ok(None);
         };
         if step <= enrolment.last_step || !state.store.accept_totp_step(user_id, step).await? {
             audit_failure(state, user_id, ip, "totp_replayed").await;
-            return Ok(Check::Refused);
+            return Ok(None);
         }
-        clear_attempts(state, user_id).await;
-        return Ok(Check::Ok(Factor::Totp));
+        return Ok(Some(Factor::Totp));
     }
     let Some(normalized) = recovery::normalize(code) else {
         audit_failure(state, user_id, ip, "malformed_code").await;
-        return Ok(Check::Refused);
+        return Ok(None);
     };
     if !state
         .store
@@ -235,9 +262,8 @@ pub async fn check_code(
         .await?
     {
         audit_failure(state, user_id, ip, "wrong_recovery_code").await;
-        return Ok(Check::Refused);
+        return Ok(None);
     }
-    clear_attempts(state, user_id).await;
     let left = state.store.recovery_codes_left(user_id).await?;
     let mut e = Event::new("mfa_recovery_code_used")
         .subject(user_id)
@@ -249,7 +275,7 @@ pub async fn check_code(
     if left <= recovery::LOW {
         email_otp::notify_recovery_codes_low(state, user_id, left).await;
     }
-    Ok(Check::Ok(Factor::RecoveryCode))
+    Ok(Some(Factor::RecoveryCode))
 }
 
 /// Checks an emailed code against the one sent for this half-finished login; same attempt budget.
@@ -259,18 +285,19 @@ pub async fn check_email_code(
     code: &str,
     ip: Option<&str>,
 ) -> Result<Check, MfaError> {
-    if !allow_attempt(state, &half.user_id).await? {
+    let Some(attempt) = begin_attempt(state, &half.user_id, ip).await? else {
         audit_failure(state, &half.user_id, ip, "too_many_attempts").await;
         return Ok(Check::Locked);
-    }
-    match &half.email_code {
-        Some(sent) if sent.matches(code, state.clock.now()) => {
-            clear_attempts(state, &half.user_id).await;
-            Ok(Check::Ok(Factor::EmailOtp))
-        }
-        _ => {
-            audit_failure(state, &half.user_id, ip, "wrong_email_code").await;
-            Ok(Check::Refused)
-        }
+    };
+    let ok = half
+        .email_code
+        .as_ref()
+        .is_some_and(|sent| sent.matches(code, state.clock.now()));
+    finish_attempt(state, &attempt, ok).await?;
+    if ok {
+        Ok(Check::Ok(Factor::EmailOtp))
+    } else {
+        audit_failure(state, &half.user_id, ip, "wrong_email_code").await;
+        Ok(Check::Refused)
     }
 }

@@ -395,7 +395,7 @@ async fn a_recovery_code_works_once() {
 #[tokio::test]
 async fn guessing_is_limited_per_account() {
     let app = TestApp::builder()
-        .with_config(|c| c.mfa_max_attempts = 3)
+        .with_config(|c| c.login_max_failures = 3)
         .start()
         .await;
     let c = first_party(&app).await;
@@ -410,14 +410,12 @@ async fn guessing_is_limited_per_account() {
     let locked = second_factor(&b, &mfa, &secret.code_at(app.clock.now())).await;
     assert_eq!(locked.status(), 429, "{locked:?}");
     assert!(locked.body().contains("Too many"));
+    // It is the password sign-in's lock: the account's next password sign-in is paused too.
     let b2 = Browser::new(&app);
-    let (mfa2, _) = to_second_step(&app, &b2, &c.id, &[]).await;
-    assert_eq!(
-        second_factor(&b2, &mfa2, &secret.code_at(app.clock.now()))
-            .await
-            .status(),
-        429
-    );
+    let (url, _) = authorize_url(&app, &c.id, &[]);
+    let login = b2.get(&url).await;
+    let r = b2.login(&login, "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), 429, "{r:?}");
     let kinds = app.state.store.audit_events(50).await.unwrap();
     assert!(
         kinds
@@ -623,4 +621,124 @@ async fn client_flag_and_role_policy_require_a_second_factor() {
     let back = second_factor(&b, &mfa, &secret.code_at(app.clock.now())).await;
     let (id, _) = tokens(&app, &strict, &back, &verifier).await;
     assert_eq!(id["acr"], ACR_MFA);
+}
+
+/// Waits (bounded) for a new mail in the outbox folder whose text contains `subject`; returns it.
+async fn next_mail(
+    dir: &std::path::Path,
+    subject: &str,
+    seen: &mut Vec<std::path::PathBuf>,
+) -> String {
+    for _ in 0..200 {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files {
+            if seen.contains(&f) {
+                continue;
+            }
+            // Undo quoted-printable soft line breaks.
+            let text = std::fs::read_to_string(&f)
+                .unwrap_or_default()
+                .replace("=\r\n", "")
+                .replace("=\n", "");
+            if text.contains(subject) {
+                seen.push(f);
+                return text;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no mail `{subject}` in {}", dir.display());
+}
+
+/// The six digits after "finish signing in: " in a mail.
+fn emailed_code(mail: &str) -> String {
+    let after = mail
+        .split("finish signing in: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no code in {mail}"));
+    after.chars().take(6).collect()
+}
+
+#[tokio::test]
+async fn an_emailed_code_is_the_second_factor_without_an_authenticator() {
+    let outbox = tempfile::tempdir().unwrap();
+    let dir = outbox.path().to_path_buf();
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.mfa_email_otp = true;
+            c.mail_outbox_dir = dir.clone();
+        })
+        .start()
+        .await;
+    let c = app
+        .client(custos::clients::NewClient {
+            skip_consent: true,
+            require_mfa: true,
+            ..web_client(false)
+        })
+        .await;
+    user(&app, "ada@example.com").await;
+    let mut seen = Vec::new();
+
+    let b = Browser::new(&app);
+    let (mfa, verifier) = to_second_step(&app, &b, &c.id, &[]).await;
+    assert!(mfa.body().contains("a•••@example.com"), "{}", mfa.body());
+    let code = emailed_code(&next_mail(&dir, "Your sign-in code", &mut seen).await);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(second_factor(&b, &mfa, wrong).await.status(), 401);
+    let back = second_factor(&b, &mfa, &code).await;
+    let (id, at) = tokens(&app, &c, &back, &verifier).await;
+    assert_eq!(id["acr"], ACR_MFA);
+    assert_eq!(at["amr"], serde_json::json!(["pwd", "otp"]));
+
+    // The code was used up with its sign-in: the next sign-in gets (and needs) a new one.
+    let b = Browser::new(&app);
+    let (mfa, _) = to_second_step(&app, &b, &c.id, &[]).await;
+    let fresh = emailed_code(&next_mail(&dir, "Your sign-in code", &mut seen).await);
+    if fresh != code {
+        assert_eq!(second_factor(&b, &mfa, &code).await.status(), 401);
+    }
+    // "Send a new code" replaces it; the old one no longer works.
+    let csrf = hidden(mfa.body(), "csrf");
+    let r = b
+        .submit("/login/mfa", &[("csrf", &csrf), ("action", "resend")])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().contains("A new code was sent"));
+    let newest = emailed_code(&next_mail(&dir, "Your sign-in code", &mut seen).await);
+    if newest != fresh {
+        assert_eq!(second_factor(&b, &mfa, &fresh).await.status(), 401);
+    }
+    let back = second_factor(&b, &mfa, &newest).await;
+    assert!(back.param("code").is_some(), "{back:?}");
+}
+
+#[tokio::test]
+async fn a_mail_says_when_few_recovery_codes_are_left() {
+    let outbox = tempfile::tempdir().unwrap();
+    let dir = outbox.path().to_path_buf();
+    let app = TestApp::builder()
+        .with_config(|c| c.mail_outbox_dir = dir.clone())
+        .start()
+        .await;
+    let ada = user(&app, "ada@example.com").await;
+    let (_, codes) = enrol(&app, &ada.id).await;
+    for c in &codes[..7] {
+        assert_eq!(
+            custos::mfa::check_code(&app.state, &ada.id, c, None)
+                .await
+                .unwrap(),
+            custos::mfa::Check::Ok(custos::mfa::Factor::RecoveryCode)
+        );
+    }
+    assert_eq!(
+        app.state.store.recovery_codes_left(&ada.id).await.unwrap(),
+        3
+    );
+    let mail = next_mail(&dir, "Few recovery codes left", &mut Vec::new()).await;
+    assert!(mail.contains("3 recovery codes are left"), "{mail}");
+    assert!(mail.contains("ada@example.com"));
 }

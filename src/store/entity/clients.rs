@@ -22,9 +22,9 @@ pub struct Model {
     pub post_logout_redirect_uris: String,
     pub refresh_reuse_grace_secs: i64,
     pub id_token_signed_response_alg: Option<String>,
-    pub require_mfa: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    pub require_mfa: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
