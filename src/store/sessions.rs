@@ -433,7 +433,7 @@ impl Store {
     pub async fn sessions_by_prefix(&self, prefix: &str) -> Result<Vec<SessionRecord>, StoreError> {
         // `_` is a LIKE wildcard and may occur in ids: the LIKE narrows, the check decides.
         let pattern = format!("{}%", prefix.replace(['%', '\\'], ""));
-        Ok(sessions::Entity::find()
+        sessions::Entity::find()
             .filter(sessions::Column::Id.like(pattern))
             .limit(100)
             .all(&self.db)
@@ -441,7 +441,7 @@ impl Store {
             .into_iter()
             .filter(|m| m.id.starts_with(prefix))
             .map(SessionRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?)
+            .collect()
     }
 
     /// Ends one session (see the module doc for what that entails). `None` when it does not exist or
