@@ -615,14 +615,6 @@ async fn user_by_email(store: &Store, email: &str) -> Result<User, Failure> {
         .ok_or_else(|| fail(1, format!("no user <{email}>")))
 }
 
-async fn person(store: &Store, email: &str) -> Result<User, Failure> {
-    let email = identity::normalize_email(email).map_err(|e| fail(1, format!("--user: {e}")))?;
-    store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| fail(1, format!("no user <{email}>")))
-}
-
 fn session_json(
     s: &crate::store::SessionRecord,
     clients: &[String],
@@ -649,7 +641,7 @@ async fn session(settings: Settings, cmd: SessionCmd, now: i64) -> Result<(), Fa
     let store = store(&settings).await?;
     match cmd {
         SessionCmd::List { user, all, json } => {
-            let u = person(&store, &user).await?;
+            let u = user_by_email(&store, &user).await?;
             let list = store.sessions_for_user(&u.id, now, all).await?;
             let mut rows = Vec::with_capacity(list.len());
             for s in &list {
@@ -722,7 +714,7 @@ async fn session(settings: Settings, cmd: SessionCmd, now: i64) -> Result<(), Fa
                     .collect::<Vec<_>>()
                 }
                 (None, Some(email), true) => {
-                    let u = person(&store, &email).await?;
+                    let u = user_by_email(&store, &email).await?;
                     sessions::end_user_sessions_in(
                         &store,
                         &settings,

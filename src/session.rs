@@ -155,31 +155,6 @@ pub fn remember_me_checked(p: &crate::oauth::grants::Params) -> bool {
         .is_some_and(|v| !v.is_empty())
 }
 
-/// Starts (or re-authenticates) the session of `s.user_id` with `s`'s amr/acr and returns the new
-/// cookie value. Kept for callers written before `sessions::sign_in`, which also takes the client's
-/// address, user agent and "remember me": prefer that.
-pub async fn start(
-    state: &AppState,
-    previous: Option<&str>,
-    s: &Session,
-) -> Result<String, EphemeralError> {
-    crate::sessions::sign_in(
-        state,
-        previous,
-        crate::sessions::SignIn {
-            user_id: s.user_id.clone(),
-            amr: s.amr.clone(),
-            acr: s.acr.clone(),
-            remember_me: false,
-            ip: None,
-            user_agent: None,
-        },
-    )
-    .await
-    .map(|signed| signed.cookie)
-    .map_err(|e| EphemeralError::Unavailable(e.to_string()))
-}
-
 pub async fn save_pending(state: &AppState, id: &str, p: &Pending) -> Result<(), EphemeralError> {
     let raw = serde_json::to_vec(p).unwrap_or_default();
     state
