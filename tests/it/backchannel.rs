@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::browser::{Browser, PASSWORD, REDIRECT, user};
-use crate::sessions::{VERIFIER, claims, code, first_party, redeem};
+use crate::sessions::{VERIFIER, claims, first_party, sid_of, tokens};
 use crate::support::{TestApp, fresh_database};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -125,22 +125,9 @@ async fn a_logout_token_reaches_the_relying_party_and_verifies_against_the_jwks(
     let unused = first_party(&app, "Unused RP", Some(uri.clone())).await;
     let ada = user(&app, "ada@example.com").await;
     let browser = Browser::new(&app);
-    let t = redeem(
-        &app,
-        &notified,
-        &code(&app, &browser, &notified.id, "ada@example.com").await,
-    )
-    .await;
-    redeem(
-        &app,
-        &silent,
-        &code(&app, &browser, &silent.id, "ada@example.com").await,
-    )
-    .await;
-    let sid = claims(t["id_token"].as_str().unwrap())["sid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = tokens(&app, &browser, &notified, "ada@example.com").await;
+    tokens(&app, &browser, &silent, "ada@example.com").await;
+    let sid = sid_of(&t);
 
     logout(&app.base, &browser, t["id_token"].as_str().unwrap()).await;
     let queued = app.state.store.logout_notices().await.unwrap();
@@ -205,12 +192,7 @@ async fn a_notice_is_retried_with_backoff_then_given_up_with_an_audit_event() {
     let rp = first_party(&app, "Dead RP", Some(format!("http://{dead}/backchannel"))).await;
     user(&app, "ada@example.com").await;
     let browser = Browser::new(&app);
-    let t = redeem(
-        &app,
-        &rp,
-        &code(&app, &browser, &rp.id, "ada@example.com").await,
-    )
-    .await;
+    let t = tokens(&app, &browser, &rp, "ada@example.com").await;
     logout(&app.base, &browser, t["id_token"].as_str().unwrap()).await;
     let http = custos::backchannel::http_client(&app.state);
     let state = &app.state;
@@ -289,12 +271,7 @@ async fn two_replicas_deliver_a_notice_once() {
     user(&a, "ada@example.com").await;
     for round in 0..5 {
         let browser = Browser::new(&a);
-        let t = redeem(
-            &a,
-            &rp,
-            &code(&a, &browser, &rp.id, "ada@example.com").await,
-        )
-        .await;
+        let t = tokens(&a, &browser, &rp, "ada@example.com").await;
         logout(&a.base, &browser, t["id_token"].as_str().unwrap()).await;
         let (ha, hb) = (
             custos::backchannel::http_client(&a.state),

@@ -87,6 +87,19 @@ pub async fn redeem(app: &TestApp, c: &TestClient, code: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// Signs in when needed and redeems the code: the token response.
+pub async fn tokens(app: &TestApp, browser: &Browser, c: &TestClient, email: &str) -> Value {
+    redeem(app, c, &code(app, browser, &c.id, email).await).await
+}
+
+/// The `sid` of a token response's ID token.
+pub fn sid_of(t: &Value) -> String {
+    claims(t["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -117,12 +130,7 @@ async fn single_sign_on_across_two_clients_carries_auth_time_amr_and_acr() {
     user(&app, "ada@example.com").await;
     let browser = firefox(&app);
 
-    let ta = redeem(
-        &app,
-        &a,
-        &code(&app, &browser, &a.id, "ada@example.com").await,
-    )
-    .await;
+    let ta = tokens(&app, &browser, &a, "ada@example.com").await;
     app.clock.advance(120);
     // The second client: no login page, straight back with a code.
     let landing = authorize(&app, &browser, &b.id, &[]).await;
@@ -198,13 +206,13 @@ async fn single_sign_on_across_two_clients_carries_auth_time_amr_and_acr() {
     assert!(signed_in(&app, &browser, &a.id).await);
 }
 
-/// Posts the login form on `login` and returns the new session cookie's value.
-async fn login_cookie(
+/// Posts the login form on `login` (with `extra` fields) without following the redirect.
+async fn post_login(
     app: &TestApp,
     browser: &Browser,
     login: &Landing,
     extra: &[(&str, &str)],
-) -> String {
+) -> reqwest::Response {
     let mut form = vec![
         ("req", hidden(login.body(), "req")),
         ("csrf", hidden(login.body(), "csrf")),
@@ -220,6 +228,12 @@ async fn login_cookie(
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    r
+}
+
+/// Posts the login form on `login` and returns the new session cookie's value.
+async fn login_cookie(app: &TestApp, browser: &Browser, login: &Landing) -> String {
+    let r = post_login(app, browser, login, &[]).await;
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
     set.strip_prefix("custos_session=")
         .unwrap()
@@ -248,7 +262,7 @@ async fn the_cookie_is_rotated_on_every_login_and_the_old_one_is_dead() {
     user(&app, "ada@example.com").await;
     let browser = Browser::new(&app);
     let login = authorize(&app, &browser, &a.id, &[]).await;
-    let first = login_cookie(&app, &browser, &login, &[]).await;
+    let first = login_cookie(&app, &browser, &login).await;
     assert!(cookie_works(&app, &first).await);
     let sid = app
         .state
@@ -262,7 +276,7 @@ async fn the_cookie_is_rotated_on_every_login_and_the_old_one_is_dead() {
     assert_ne!(sid, first);
 
     let login = authorize(&app, &browser, &a.id, &[("prompt", "login")]).await;
-    let second = login_cookie(&app, &browser, &login, &[]).await;
+    let second = login_cookie(&app, &browser, &login).await;
     assert_ne!(first, second);
     assert!(cookie_works(&app, &second).await);
     assert!(
@@ -298,21 +312,7 @@ async fn remember_me_gives_a_persistent_cookie_and_a_long_session() {
         } else {
             &[]
         };
-        let mut form = vec![
-            ("req", hidden(login.body(), "req")),
-            ("csrf", hidden(login.body(), "csrf")),
-            ("email", "ada@example.com".to_string()),
-            ("password", PASSWORD.to_string()),
-        ];
-        form.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        let r = browser
-            .http
-            .post(app.url("/login"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
+        let r = post_login(&app, &browser, &login, extra).await;
         let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(
             set.contains("HttpOnly") && set.contains("SameSite=Lax"),
@@ -368,7 +368,7 @@ async fn the_account_page_lists_sessions_and_ends_one_or_all_others() {
     user(&app, "bob@example.com").await;
     let (laptop, phone, tablet) = (firefox(&app), Browser::new(&app), Browser::new(&app));
     for b in [&laptop, &phone, &tablet] {
-        redeem(&app, &a, &code(&app, b, &a.id, "ada@example.com").await).await;
+        tokens(&app, &b, &a, "ada@example.com").await;
     }
     let bob = Browser::new(&app);
     code(&app, &bob, &a.id, "bob@example.com").await;
@@ -610,12 +610,7 @@ async fn refresh_tokens_from_an_ended_session_are_refused() {
         let a = first_party(&app, "App A", None).await;
         user(&app, "ada@example.com").await;
         let browser = Browser::new(&app);
-        let t = redeem(
-            &app,
-            &a,
-            &code(&app, &browser, &a.id, "ada@example.com").await,
-        )
-        .await;
+        let t = tokens(&app, &browser, &a, "ada@example.com").await;
         let rt = t["refresh_token"].as_str().unwrap().to_string();
         let r = refresh(&app, &a, &rt).await;
         assert_eq!(r.status(), 200);
@@ -665,17 +660,9 @@ async fn ending_a_persons_sessions_through_the_api_keeps_the_one_named() {
     let a = first_party(&app, "App A", None).await;
     let ada = user(&app, "ada@example.com").await;
     let (here, there) = (Browser::new(&app), Browser::new(&app));
-    let t = redeem(&app, &a, &code(&app, &here, &a.id, "ada@example.com").await).await;
-    let t_there = redeem(
-        &app,
-        &a,
-        &code(&app, &there, &a.id, "ada@example.com").await,
-    )
-    .await;
-    let keep = claims(t["id_token"].as_str().unwrap())["sid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = tokens(&app, &here, &a, "ada@example.com").await;
+    let t_there = tokens(&app, &there, &a, "ada@example.com").await;
+    let keep = sid_of(&t);
     let n = custos::sessions::end_user_sessions(
         &app.state,
         &ada.id,
@@ -740,8 +727,8 @@ async fn the_cli_lists_and_ends_a_persons_sessions() {
     let a = first_party(&app, "App A", None).await;
     let ada = user(&app, "ada@example.com").await;
     let (one, two) = (firefox(&app), Browser::new(&app));
-    redeem(&app, &a, &code(&app, &one, &a.id, "ada@example.com").await).await;
-    redeem(&app, &a, &code(&app, &two, &a.id, "ada@example.com").await).await;
+    tokens(&app, &one, &a, "ada@example.com").await;
+    tokens(&app, &two, &a, "ada@example.com").await;
     let custos = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
             .env_clear()
