@@ -958,3 +958,53 @@ async fn a_failed_send_is_retried_with_backoff_and_the_account_survives() {
         (0, 1, 0)
     );
 }
+
+#[tokio::test]
+async fn tokens_say_whether_the_address_is_verified() {
+    let (app, outbox) = app_with(|_| {}).await;
+    let c = crate::sessions::first_party(&app, "RP", None).await;
+    let b = Browser::new(&app);
+    register(&b, &app, "max@example.com", "Max", GOOD).await;
+    assert_eq!(
+        sign_in(&b, &app, "max@example.com", GOOD).await.status(),
+        200
+    );
+    async fn email_verified(app: &TestApp, c: &crate::support::TestClient, b: &Browser) -> bool {
+        let challenge = custos::oauth::pkce::s256(crate::sessions::VERIFIER);
+        let url = reqwest::Url::parse_with_params(
+            &app.url("/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", c.id.as_str()),
+                ("scope", "openid email"),
+                ("redirect_uri", crate::browser::REDIRECT),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .unwrap();
+        let code = b.get(url.as_str()).await.param("code").expect("a code");
+        let tokens = crate::sessions::redeem(app, c, &code).await;
+        let id = crate::sessions::claims(tokens["id_token"].as_str().unwrap());
+        assert_eq!(id["email"], "max@example.com");
+        let info: serde_json::Value = app
+            .http
+            .get(app.url("/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["email_verified"], id["email_verified"]);
+        id["email_verified"].as_bool().unwrap()
+    }
+    assert!(
+        !email_verified(&app, &c, &b).await,
+        "signed in unverified: email_verified false"
+    );
+    let (_, text) = wait_mail(&outbox, "max@example.com", 1).await;
+    confirm(&b, &link(&text, "/verify-email")).await;
+    assert!(email_verified(&app, &c, &b).await);
+}

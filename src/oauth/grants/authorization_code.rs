@@ -370,6 +370,15 @@ fn sign_id_token(
     let ttl = client
         .id_token_ttl_secs
         .unwrap_or(state.settings.raw.id_token_ttl_secs);
+    // The `email` and `profile` claims ride along in the ID token too (they are also at userinfo), so
+    // an RP sees at once whether the address is verified.
+    let granted = |s: &str| rec.scopes.iter().any(|x| x == s);
+    let profile = id_token::ProfileClaims {
+        name: granted("profile").then_some(user.name.as_str()),
+        email: granted("email").then_some(user.email.as_str()),
+        email_verified: granted("email").then_some(user.email_verified),
+        ..Default::default()
+    };
     let input = id_token::IdTokenInput {
         iss: &state.settings.issuer_str,
         sub: &user.id,
@@ -382,6 +391,7 @@ fn sign_id_token(
         iat: now,
         exp: now + ttl as i64,
         access_token: Some(access_token),
+        profile,
         ..Default::default()
     };
     id_token::sign_id_token(
