@@ -221,7 +221,10 @@ pub fn imported_scheme(stored: &str) -> Result<&'static str, String> {
         }
         return Ok("argon2");
     }
-    Err("unsupported hash format; expected argon2 (PHC), bcrypt ($2a$/$2b$/$2y$) or PBKDF2-SHA256".into())
+    Err(
+        "unsupported hash format; expected argon2 (PHC), bcrypt ($2a$/$2b$/$2y$) or PBKDF2-SHA256"
+            .into(),
+    )
 }
 
 fn verify_parsed(pw: &[u8], h: &PasswordHash) -> Option<bool> {
@@ -312,7 +315,14 @@ mod tests {
         assert_eq!(imported_scheme(&b), Ok("bcrypt"));
         assert!(verify_blocking("old bcrypt password", &b));
         assert!(!verify_blocking("old bcrypt passwore", &b));
-        assert!(needs_rehash(&b, HashParams { memory_kib: 64, iterations: 1, parallelism: 1 }));
+        assert!(needs_rehash(
+            &b,
+            HashParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1
+            }
+        ));
         // Werkzeug/passlib test vector: "password" with PBKDF2-SHA256, 1000 rounds, salt "salt".
         use base64::Engine;
         use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
