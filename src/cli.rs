@@ -220,6 +220,17 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Disable an account: sign-in is refused and every session of it ends (its refresh tokens are
+    /// revoked, relying parties are told through back-channel logout).
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
     /// Replace a user's roles (the MFA policy `mfa_required_roles` reads them); no --role clears them.
     SetRoles {
         #[arg(long)]
@@ -834,6 +845,42 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
             )
             .await;
             eprintln!("password updated for <{email}>");
+        }
+        UserCmd::Disable { email } => {
+            let u = user_by_email(&store, &email).await?;
+            store.set_user_disabled(&u.id, true, now).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("user_disabled")
+                    .actor("cli")
+                    .subject(&u.id),
+            )
+            .await;
+            let ended = crate::sessions::end_user_sessions_in(
+                &store,
+                &settings,
+                now,
+                &u.id,
+                None,
+                crate::sessions::reason::ACCOUNT_DISABLED,
+                Some("cli"),
+            )
+            .await?;
+            eprintln!("<{}> disabled; {} sessions ended", u.email, ended.len());
+        }
+        UserCmd::Enable { email } => {
+            let u = user_by_email(&store, &email).await?;
+            store.set_user_disabled(&u.id, false, now).await?;
+            crate::audit::record(
+                &store,
+                now,
+                crate::audit::Event::new("user_enabled")
+                    .actor("cli")
+                    .subject(&u.id),
+            )
+            .await;
+            eprintln!("<{}> enabled", u.email);
         }
         UserCmd::SetRoles { email, roles } => {
             let u = user_by_email(&store, &email).await?;

@@ -511,6 +511,22 @@ impl Store {
         Ok(r.rows_affected == 1)
     }
 
+    /// Disables or enables an account; true when it exists.
+    pub async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = users::Entity::update_many()
+            .col_expr(users::Column::Disabled, Expr::value(disabled))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
     // --- signing keys --------------------------------------------------------------------------
 
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {

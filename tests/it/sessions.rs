@@ -799,4 +799,42 @@ async fn the_cli_lists_and_ends_a_persons_sessions() {
             .iter()
             .all(|s| s["end_reason"] == "admin")
     );
+
+    // Disabling the account ends its sessions too; enabling lets the person sign in again.
+    tokens(&app, &one, &a, "ada@example.com").await;
+    assert!(signed_in(&app, &one, &a.id).await);
+    let (code_, _, err) = custos(&["user", "disable", "--email", "ada@example.com"]);
+    assert_eq!(code_, 0, "{err}");
+    assert!(err.contains("1 sessions ended"), "{err}");
+    assert!(!signed_in(&app, &one, &a.id).await);
+    let (_, out, _) = custos(&[
+        "session",
+        "list",
+        "--user",
+        "ada@example.com",
+        "--all",
+        "--json",
+    ]);
+    let all: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["end_reason"] == "account_disabled")
+            .count(),
+        1
+    );
+    let login = authorize(&app, &one, &a.id, &[]).await;
+    assert_eq!(
+        one.login(&login, "ada@example.com", PASSWORD)
+            .await
+            .status(),
+        401,
+        "a disabled account cannot sign in"
+    );
+    assert_eq!(
+        custos(&["user", "enable", "--email", "ada@example.com"]).0,
+        0
+    );
+    tokens(&app, &one, &a, "ada@example.com").await;
 }
