@@ -220,7 +220,7 @@ pub struct Config {
     pub hibp_api_url: Option<String>,
     /// Failed sign-ins per account within the window before it is locked.
     pub login_max_failures: u32,
-    /// Sign-in attempts per client IP within the window before the IP is locked (0 = no IP limit).
+    /// Failed sign-ins per client IP within the window before the IP is locked (0 = no IP limit).
     pub login_max_failures_per_ip: u32,
     pub login_failure_window_secs: u64,
     pub login_lock_secs: u64,

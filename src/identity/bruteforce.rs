@@ -15,8 +15,9 @@
 //!
 //! **Fairness.** The account key is the SHA-256 of the normalised address whether or not an account
 //! exists, so an unknown address locks exactly like a real one and the lock message reveals nothing.
-//! A success clears the account's counters (not the IP's: a valid account must not reset the
-//! counter of an IP spraying others). Each failure is answered after a delay that doubles with the
+//! A success clears the account's counters. For an IP it only offsets its own attempt, so the IP
+//! limit counts failures (a busy NAT full of successful sign-ins is never locked) while one valid
+//! account cannot wipe the record of a spray across others. Each failure is answered after a delay that doubles with the
 //! account's failure count (`login_failure_delay_ms`), which slows a single-threaded guesser further.
 
 use std::net::IpAddr;
@@ -35,6 +36,9 @@ struct Counter {
     n: u64,
     /// Keys of this window's and the previous window's counters (for clearing on success).
     keys: [String; 2],
+    /// The IP dimension's success counters: a success does not clear an IP's count (a valid account
+    /// must not wipe the record of a spray), it offsets one attempt.
+    success_keys: [String; 2],
 }
 
 /// An attempt that may check the password.
@@ -74,11 +78,21 @@ async fn locked_until(s: &AppState, subject: &str) -> Result<Option<i64>, Epheme
         .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
 }
 
-/// Counts one attempt against `subject`; `Err(until)` when it is locked.
+async fn read_count(s: &AppState, key: &str) -> Result<u64, EphemeralError> {
+    Ok(s.ephemeral
+        .get(key)
+        .await?
+        .map(|v| crate::ephemeral::memory::parse_count(&v))
+        .unwrap_or(0))
+}
+
+/// Counts one attempt against `subject`; `Err(until)` when it is locked. With `offset_successes`,
+/// successful sign-ins in the window are subtracted (the IP dimension counts failures, not traffic).
 async fn count(
     s: &AppState,
     subject: String,
     limit: u64,
+    offset_successes: bool,
 ) -> Result<Result<Counter, i64>, EphemeralError> {
     let now = s.clock.now();
     let epoch = match locked_until(s, &subject).await? {
@@ -92,27 +106,34 @@ async fn count(
         format!("{subject}:c:{epoch}:{bucket}"),
         format!("{subject}:c:{epoch}:{}", bucket - 1),
     ];
+    let success_keys = [
+        format!("{subject}:s:{epoch}:{bucket}"),
+        format!("{subject}:s:{epoch}:{}", bucket - 1),
+    ];
     // The increment decides; the previous window is only read (nothing increments it any more).
     let this = s
         .ephemeral
         .incr(&keys[0], Duration::from_secs(2 * window as u64))
         .await?;
-    let before = s
-        .ephemeral
-        .get(&keys[1])
-        .await?
-        .map(|v| crate::ephemeral::memory::parse_count(&v))
-        .unwrap_or(0);
-    let n = this + before;
+    let before = read_count(s, &keys[1]).await?;
+    // Successes only lower the count; read stale, they make the limit stricter, never looser.
+    let successes = if offset_successes {
+        read_count(s, &success_keys[0]).await? + read_count(s, &success_keys[1]).await?
+    } else {
+        0
+    };
+    let n = (this + before).saturating_sub(successes);
+    // Over the limit: refused without a password check. Only a failure starts a lock (`failed`), so
+    // a burst of concurrent sign-ins that all succeed is turned away for a moment, never locked out.
     if n > limit {
-        let until = lock(s, &subject, now).await?;
-        return Ok(Err(until));
+        return Ok(Err(now));
     }
     Ok(Ok(Counter {
         subject,
         limit,
         n,
         keys,
+        success_keys,
     }))
 }
 
@@ -133,14 +154,14 @@ async fn lock(s: &AppState, subject: &str, now: i64) -> Result<i64, EphemeralErr
 pub async fn begin(s: &AppState, email: &str, ip: Option<&IpAddr>) -> Result<Gate, EphemeralError> {
     let per_ip = u64::from(s.settings.raw.login_max_failures_per_ip);
     let ip = match ip {
-        Some(ip) if per_ip > 0 => match count(s, ip_subject(ip), per_ip).await? {
+        Some(ip) if per_ip > 0 => match count(s, ip_subject(ip), per_ip, true).await? {
             Ok(c) => Some(c),
             Err(until) => return Ok(Gate::Locked { until }),
         },
         _ => None,
     };
     let limit = u64::from(s.settings.raw.login_max_failures);
-    match count(s, account_subject(email), limit).await? {
+    match count(s, account_subject(email), limit, false).await? {
         Ok(account) => Ok(Gate::Allowed(Attempt { account, ip })),
         Err(until) => Ok(Gate::Locked { until }),
     }
@@ -179,10 +200,16 @@ pub async fn failed(s: &AppState, a: &Attempt) -> Result<Failure, EphemeralError
     })
 }
 
-/// A successful sign-in clears the account's counters.
+/// A successful sign-in clears the account's counters and offsets one attempt of the IP's.
 pub async fn succeeded(s: &AppState, a: &Attempt) -> Result<(), EphemeralError> {
     for k in &a.account.keys {
         s.ephemeral.delete(k).await?;
+    }
+    if let Some(ip) = &a.ip {
+        let window = s.settings.raw.login_failure_window_secs.max(1);
+        s.ephemeral
+            .incr(&ip.success_keys[0], Duration::from_secs(2 * window))
+            .await?;
     }
     Ok(())
 }

@@ -242,3 +242,53 @@ async fn a_spoofed_x_forwarded_for_is_ignored_without_trusted_proxies() {
         .collect();
     assert!(ips.contains(&"203.0.113.5".to_string()), "{ips:?}");
 }
+
+#[tokio::test]
+async fn custos_user_unlock_lifts_a_lock_through_redis() {
+    let (app, _) = app_with(|c| c.login_max_failures = 2).await;
+    user(&app, "dan@example.com").await;
+    let b = Browser::new(&app);
+    for _ in 0..2 {
+        attempt(&b, &app.base, "dan@example.com", "no", None).await;
+    }
+    assert_eq!(
+        attempt(&b, &app.base, "dan@example.com", PASSWORD, None)
+            .await
+            .0,
+        429
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    cmd.env_clear()
+        .current_dir(dir.path())
+        .env(
+            "CUSTOS_DATABASE_URL",
+            format!("sqlite://{}/custos.db?mode=rwc", dir.path().display()),
+        )
+        .env("CUSTOS_KEYS_DIR", dir.path().join("keys"))
+        .args(["user", "unlock", "--email", "dan@example.com"]);
+    let raw = &app.state.settings.raw;
+    let Some(url) = &raw.redis_url else {
+        // The in-process counters belong to the running server: the command says so and fails.
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("restart it"));
+        return;
+    };
+    let out = cmd
+        .env("CUSTOS_REDIS_URL", &url.0)
+        .env("CUSTOS_REDIS_PREFIX", &raw.redis_prefix)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        attempt(&b, &app.base, "dan@example.com", PASSWORD, None)
+            .await
+            .0,
+        303
+    );
+}
