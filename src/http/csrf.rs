@@ -64,3 +64,18 @@ pub fn browser_matches(s: &AppState, headers: &HeaderMap, given: &str) -> bool {
         given,
     )
 }
+
+/// The start of every anonymous form post: a form body carrying this browser's CSRF token; anything
+/// else ends here with the "form expired" page.
+pub fn browser_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<crate::oauth::grants::Params, axum::response::Response> {
+    let p = crate::oauth::grants::Params::parse(body);
+    let given = p.one("csrf").ok().flatten().unwrap_or_default();
+    if !super::token::is_form(headers) || !browser_matches(s, headers, given) {
+        return Err(super::login::csrf_failure());
+    }
+    Ok(p)
+}

@@ -15,7 +15,6 @@ use super::register::{TokenQuery, info, invalid_link, with_form_cookie};
 use super::{csrf, paths};
 use crate::app::AppState;
 use crate::identity::accounts::{self, ChangeOutcome, ResetOutcome};
-use crate::oauth::grants::Params;
 use crate::views::accounts::{ForgotPasswordPage, PasswordPage, ResetPasswordPage};
 
 pub async fn forgot_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -30,11 +29,10 @@ pub async fn forgot_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::parse(&body);
-    if !super::token::is_form(&headers) || !csrf::browser_matches(&s, &headers, &field(&p, "csrf"))
-    {
-        return super::login::csrf_failure();
-    }
+    let p = match csrf::browser_form(&s, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     accounts::forgot_password(&s, &field(&p, "email"), Some(ip.to_string()));
     info(
         StatusCode::OK,
@@ -96,11 +94,10 @@ pub async fn reset_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::parse(&body);
-    if !super::token::is_form(&headers) || !csrf::browser_matches(&s, &headers, &field(&p, "csrf"))
-    {
-        return super::login::csrf_failure();
-    }
+    let p = match csrf::browser_form(&s, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let token = field(&p, "token");
     let pw = Zeroizing::new(field(&p, "password"));
     match accounts::reset_password(&s, &token, pw, Some(ip.to_string())).await {

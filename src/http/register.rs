@@ -16,7 +16,6 @@ use super::{csrf, paths};
 use crate::app::AppState;
 use crate::config::Registration;
 use crate::identity::accounts::{self, FieldErrors, RegisterForm, RegisterOutcome, Verified};
-use crate::oauth::grants::Params;
 use crate::views::accounts::{InfoPage, RegisterPage, VerifyEmailPage};
 
 /// An information page (no form), never cached.
@@ -131,11 +130,10 @@ pub async fn post(
     if s.settings.raw.registration == Registration::Closed {
         return not_open();
     }
-    let p = Params::parse(&body);
-    if !super::token::is_form(&headers) || !csrf::browser_matches(&s, &headers, &field(&p, "csrf"))
-    {
-        return super::login::csrf_failure();
-    }
+    let p = match csrf::browser_form(&s, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let invite = Some(field(&p, "invite")).filter(|i| !i.is_empty());
     let form = RegisterForm {
         email: field(&p, "email"),
@@ -216,11 +214,10 @@ pub async fn verify_get(
 }
 
 pub async fn verify_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Params::parse(&body);
-    if !super::token::is_form(&headers) || !csrf::browser_matches(&s, &headers, &field(&p, "csrf"))
-    {
-        return super::login::csrf_failure();
-    }
+    let p = match csrf::browser_form(&s, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match accounts::verify_email(&s, &field(&p, "token")).await {
         Ok(Verified::Address) => info(
             StatusCode::OK,

@@ -157,20 +157,21 @@ async fn a_success_clears_the_account_counter() {
     }
 }
 
-#[tokio::test]
-async fn the_unlock_command_path_lifts_a_lock() {
+/// An app (limit: 2 failures) where `email` has just been locked.
+async fn locked_out(email: &str) -> (TestApp, Browser) {
     let (app, _) = app_with(|c| c.login_max_failures = 2).await;
-    user(&app, "cal@example.com").await;
+    user(&app, email).await;
     let b = Browser::new(&app);
     for _ in 0..2 {
-        attempt(&b, &app.base, "cal@example.com", "no", None).await;
+        attempt(&b, &app.base, email, "no", None).await;
     }
-    assert_eq!(
-        attempt(&b, &app.base, "cal@example.com", PASSWORD, None)
-            .await
-            .0,
-        429
-    );
+    assert_eq!(attempt(&b, &app.base, email, PASSWORD, None).await.0, 429);
+    (app, b)
+}
+
+#[tokio::test]
+async fn the_unlock_command_path_lifts_a_lock() {
+    let (app, b) = locked_out("cal@example.com").await;
     custos::identity::bruteforce::unlock_account(app.state.ephemeral.as_ref(), " cal@Example.COM")
         .await
         .unwrap();
@@ -245,18 +246,7 @@ async fn a_spoofed_x_forwarded_for_is_ignored_without_trusted_proxies() {
 
 #[tokio::test]
 async fn custos_user_unlock_lifts_a_lock_through_redis() {
-    let (app, _) = app_with(|c| c.login_max_failures = 2).await;
-    user(&app, "dan@example.com").await;
-    let b = Browser::new(&app);
-    for _ in 0..2 {
-        attempt(&b, &app.base, "dan@example.com", "no", None).await;
-    }
-    assert_eq!(
-        attempt(&b, &app.base, "dan@example.com", PASSWORD, None)
-            .await
-            .0,
-        429
-    );
+    let (app, b) = locked_out("dan@example.com").await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_custos"));
     cmd.env_clear()
