@@ -368,7 +368,7 @@ async fn the_account_page_lists_sessions_and_ends_one_or_all_others() {
     user(&app, "bob@example.com").await;
     let (laptop, phone, tablet) = (firefox(&app), Browser::new(&app), Browser::new(&app));
     for b in [&laptop, &phone, &tablet] {
-        tokens(&app, &b, &a, "ada@example.com").await;
+        tokens(&app, b, &a, "ada@example.com").await;
     }
     let bob = Browser::new(&app);
     code(&app, &bob, &a.id, "bob@example.com").await;
