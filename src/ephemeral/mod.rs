@@ -1,5 +1,6 @@
 //! Short-lived data whose loss at worst forces a new login: authorization codes, pending requests,
-//! counters, revoked jtis. (Browser sessions are SQL records: `sessions`.) Redis in production, a bounded in-process map by default.
+//! counters, revoked jtis (browser sessions are SQL records: `sessions`). Redis in production, a
+//! bounded in-process map by default.
 
 pub mod memory;
 pub mod redis;
