@@ -854,6 +854,61 @@ mod tests {
     }
 
     #[test]
+    fn session_and_backchannel_keys_are_checked() {
+        for (c, key) in [
+            (
+                Config {
+                    session_idle_ttl_secs: 50_000,
+                    ..Config::default()
+                },
+                "`session_idle_ttl_secs`",
+            ),
+            (
+                Config {
+                    session_remember_me_ttl_secs: 10,
+                    ..Config::default()
+                },
+                "`session_remember_me_ttl_secs`",
+            ),
+            (
+                Config {
+                    session_limit_per_user: 1_001,
+                    ..Config::default()
+                },
+                "`session_limit_per_user`",
+            ),
+            (
+                Config {
+                    backchannel_timeout_secs: 0,
+                    ..Config::default()
+                },
+                "`backchannel_timeout_secs`",
+            ),
+            (
+                Config {
+                    backchannel_max_attempts: 0,
+                    ..Config::default()
+                },
+                "`backchannel_max_attempts`",
+            ),
+            (
+                Config {
+                    backchannel_retry_base_secs: 0,
+                    ..Config::default()
+                },
+                "`backchannel_retry_base_secs`",
+            ),
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let s = Config::default().validate().unwrap();
+        assert_eq!(s.raw.session_remember_me_ttl_secs, 30 * 86_400);
+        assert_eq!(s.raw.session_limit_per_user, 0);
+        assert!(!s.raw.offline_access_survives_logout);
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let c = Config {
             database_url: SecretString("postgres://u:hunter2@db/custos".into()),
