@@ -238,7 +238,7 @@ pub enum UserCmd {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
-    /// Remove a user's second factors (authenticator app and recovery codes), e.g. after losing both.
+    /// Remove a user's second factors (authenticator app, recovery codes and passkeys), e.g. after losing them.
     ResetMfa {
         #[arg(long)]
         email: String,
@@ -901,6 +901,7 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
         UserCmd::ResetMfa { email } => {
             let u = user_by_email(&store, &email).await?;
             store.remove_mfa(&u.id).await?;
+            store.remove_passkeys(&u.id).await?;
             crate::audit::record(
                 &store,
                 now,

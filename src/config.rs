@@ -69,6 +69,7 @@ const KEYS: &[&str] = &[
     "mfa_required",
     "mfa_required_roles",
     "mfa_email_otp",
+    "passkey_passwordless",
 ];
 
 /// A configuration value that must never be printed.
@@ -241,6 +242,8 @@ pub struct Config {
     pub mfa_required_roles: String,
     /// A code sent by email is a second factor for people without an authenticator app.
     pub mfa_email_otp: bool,
+    /// The sign-in page offers "Sign in with a passkey": a passkey with user verification, alone.
+    pub passkey_passwordless: bool,
 }
 
 impl Default for Config {
@@ -301,6 +304,7 @@ impl Default for Config {
             mfa_required: false,
             mfa_required_roles: String::new(),
             mfa_email_otp: false,
+            passkey_passwordless: false,
         }
     }
 }

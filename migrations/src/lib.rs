@@ -14,6 +14,7 @@ mod m20261125_000005_key_lifecycle;
 mod m20261125_000006_accounts;
 mod m20261125_000007_sessions;
 mod m20261125_000008_mfa;
+mod m20261125_000009_passkeys;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_accounts::Migration),
             Box::new(m20261125_000007_sessions::Migration),
             Box::new(m20261125_000008_mfa::Migration),
+            Box::new(m20261125_000009_passkeys::Migration),
         ]
     }
 }

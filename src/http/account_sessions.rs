@@ -39,6 +39,8 @@ fn methods(amr: &[String]) -> String {
             "mfa" => "second factor",
             "email" => "email code",
             "rc" | "recovery" => "recovery code",
+            "hwk" | "swk" => "passkey",
+            "user" => "PIN or biometric",
             _ => "other method",
         })
         .collect();

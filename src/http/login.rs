@@ -42,6 +42,7 @@ pub async fn get(
         csrf: pending.csrf,
         email: pending.request.login_hint.unwrap_or_default(),
         error: None,
+        passkey: super::passkey::passwordless(&s),
     }
     .into_response();
     r.headers_mut().insert(
@@ -122,6 +123,7 @@ pub async fn post(
             csrf: pending.csrf,
             email,
             error,
+            passkey: super::passkey::passwordless(&s),
         }
         .into_response();
         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);

@@ -46,7 +46,9 @@ async fn plan(
     asked: bool,
     enrolled_forces: bool,
 ) -> Result<Plan, MfaError> {
-    let enrolled = mfa::has_totp(s, user_id).await?;
+    // A registered passkey is a second factor like an authenticator app.
+    let enrolled = mfa::has_totp(s, user_id).await?
+        || (mfa::passkey::available(s) && mfa::passkey::has_passkey(s, user_id).await?);
     if enrolled && (required || asked || enrolled_forces) {
         return Ok(Plan::Ask(Method::Totp));
     }
@@ -85,7 +87,7 @@ fn flow_of(s: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     }
 }
 
-fn flow_hash(s: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(super) fn flow_hash(s: &AppState, headers: &HeaderMap) -> Option<String> {
     session::cookie(headers, &session::cookie_name(s, session::FLOW))
         .filter(|f| f.len() == 43)
         .map(|f| session::hash(&f))
@@ -332,17 +334,20 @@ async fn render(
     error: Option<&'static str>,
     notice: Option<&'static str>,
 ) -> Response {
-    let (totp, email) = match (
+    let (totp, passkey, email) = match (
         mfa::has_totp(s, &half.user_id).await,
+        mfa::passkey::has_passkey(s, &half.user_id).await,
         s.store.user(&half.user_id).await,
     ) {
-        (Ok(t), Ok(Some(u))) => (t, u.email),
+        (Ok(t), Ok(p), Ok(Some(u))) => (t, p && mfa::passkey::available(s), u.email),
         _ => return unavailable_page(),
     };
     let mut r = MfaPage {
         csrf: half.csrf.clone(),
         totp,
-        email: (!totp).then(|| mask_email(&email)),
+        passkey,
+        // A person with only a passkey is offered the emailed code when one was sent.
+        email: (!totp && (!passkey || half.email_code.is_some())).then(|| mask_email(&email)),
         error,
         notice,
     }
@@ -467,7 +472,7 @@ pub async fn post(
 
 /// The second factor is done: take the half-finished login (once), start the session with a fresh id
 /// and continue where the sign-in came from.
-async fn complete(
+pub(super) async fn complete(
     s: &AppState,
     headers: &HeaderMap,
     fh: &str,

@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod passkey;
 pub mod password;
 pub mod paths;
 pub mod register;
@@ -43,7 +44,8 @@ use crate::app::AppState;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+// `script-src`/`connect-src 'self'`: /static/passkey.js and the JSON calls it makes (no inline script).
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The CSP of a page whose form ends, through redirects, at `target` (a registered redirect URI):
 /// browsers apply `form-action` to every redirect after the post, so that origin must be allowed too.
@@ -181,6 +183,24 @@ pub fn router(state: AppState) -> Router {
         .route(paths::HEALTH_LIVE, get(health::live))
         .route(paths::HEALTH_READY, get(health::ready))
         .route("/static/custos.css", get(css))
+        .route(paths::PASSKEY_JS, get(passkey::script))
+        .route(
+            paths::ACCOUNT_PASSKEY_OPTIONS,
+            post(passkey::register_options),
+        )
+        .route(paths::ACCOUNT_PASSKEYS, post(passkey::register))
+        .route(paths::ACCOUNT_PASSKEY_RENAME, post(passkey::rename))
+        .route(paths::ACCOUNT_PASSKEY_REMOVE, post(passkey::remove))
+        .route(
+            paths::LOGIN_MFA_PASSKEY_OPTIONS,
+            post(passkey::second_factor_options),
+        )
+        .route(paths::LOGIN_MFA_PASSKEY, post(passkey::second_factor))
+        .route(
+            paths::LOGIN_PASSKEY_OPTIONS,
+            post(passkey::passwordless_options),
+        )
+        .route(paths::LOGIN_PASSKEY, post(passkey::passwordless_finish))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(headers)

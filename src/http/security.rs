@@ -28,7 +28,7 @@ fn setup_key(user_id: &str) -> String {
     format!("totp-setup:{user_id}")
 }
 
-async fn page(
+pub(super) async fn page(
     s: &AppState,
     a: &Account,
     status: StatusCode,
@@ -55,6 +55,11 @@ async fn page(
         totp_since: since,
         recovery_left: left,
         email_otp: s.settings.raw.mfa_email_otp,
+        passkeys: match super::passkey::rows(s, &a.user.id).await {
+            Ok(rows) => rows,
+            Err(_) => return unavailable_page(),
+        },
+        passwordless: s.settings.raw.passkey_passwordless,
         error,
         notice,
     });

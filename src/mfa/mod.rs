@@ -1,10 +1,11 @@
-//! Second factors: TOTP, recovery codes and emailed one-time codes; the MFA policy; the half-finished
+//! Second factors: TOTP, recovery codes, emailed one-time codes and passkeys; the MFA policy; the half-finished
 //! login that waits between the password and the second factor.
 //!
 //! This module decides whether a code is good and uses it up. It owns no HTTP (that is
 //! `http::mfa` and `http::security`) and never creates sessions itself.
 
 pub mod email_otp;
+pub mod passkey;
 pub mod policy;
 pub mod recovery;
 pub mod totp;
@@ -46,6 +47,10 @@ pub enum Factor {
     Totp,
     RecoveryCode,
     EmailOtp,
+    /// A passkey; `synced` when backup-eligible (RFC 8176 `swk`, else `hwk`).
+    Passkey {
+        synced: bool,
+    },
 }
 
 impl Factor {
@@ -54,6 +59,7 @@ impl Factor {
             Factor::Totp => "totp",
             Factor::RecoveryCode => "recovery_code",
             Factor::EmailOtp => "email_otp",
+            Factor::Passkey { .. } => "passkey",
         }
     }
 }
@@ -156,6 +162,8 @@ impl HalfLogin {
 pub fn amr_with(first: &[String], factor: Factor) -> Vec<String> {
     let add = match factor {
         Factor::Totp | Factor::RecoveryCode | Factor::EmailOtp => AMR_OTP,
+        Factor::Passkey { synced: false } => passkey::AMR_HWK,
+        Factor::Passkey { synced: true } => passkey::AMR_SWK,
     };
     let mut v = first.to_vec();
     if !v.iter().any(|m| m == add) {

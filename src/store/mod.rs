@@ -10,6 +10,7 @@ mod entity;
 mod introspect;
 mod keys;
 mod mfa;
+mod passkeys;
 mod refresh;
 mod sessions;
 
@@ -17,6 +18,7 @@ pub use accounts::{AccountToken, QueuedMail, TokenKind};
 pub use introspect::RefreshTokenState;
 pub use keys::{KeyMove, KeyTxn};
 pub use mfa::TotpEnrolment;
+pub use passkeys::StoredPasskey;
 pub use refresh::{
     IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
     RefreshFamily, RefreshToken, RotateRequest, Rotation,

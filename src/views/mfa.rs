@@ -10,6 +10,8 @@ pub struct MfaPage {
     pub csrf: String,
     /// TOTP (or a recovery code) is the way; else `email` names where a code was sent.
     pub totp: bool,
+    /// The person has a passkey: offer it (`mfa/passkey_option.html`).
+    pub passkey: bool,
     pub email: Option<String>,
     pub error: Option<&'static str>,
     pub notice: Option<&'static str>,
@@ -27,8 +29,22 @@ pub struct SecurityPage {
     pub totp_since: String,
     pub recovery_left: u64,
     pub email_otp: bool,
+    /// The person's passkeys (`account/passkeys.html`); `None` when the issuer cannot have them.
+    pub passkeys: Option<Vec<PasskeyRow>>,
+    /// `passkey_passwordless`: passkeys also sign in alone.
+    pub passwordless: bool,
     pub error: Option<&'static str>,
     pub notice: Option<&'static str>,
+}
+
+/// One passkey on the Security page.
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    /// UTC `YYYY-MM-DD`.
+    pub added: String,
+    /// UTC `YYYY-MM-DD`, or "never".
+    pub last_used: String,
 }
 
 #[derive(Template, WebTemplate)]

@@ -23,6 +23,8 @@ pub struct LoginPage {
     pub csrf: String,
     pub email: String,
     pub error: Option<&'static str>,
+    /// `passkey_passwordless`: offer "Sign in with a passkey".
+    pub passkey: bool,
 }
 
 #[derive(Template, WebTemplate)]

@@ -14,6 +14,7 @@ mod import;
 mod keys_rotation;
 mod logout;
 mod mfa;
+mod passkeys;
 mod proxy;
 mod real_browser;
 mod refresh_store;

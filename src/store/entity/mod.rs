@@ -8,6 +8,7 @@ pub mod logout_outbox;
 pub mod mail_outbox;
 pub mod mfa_recovery_codes;
 pub mod mfa_totp;
+pub mod passkeys;
 pub mod refresh_families;
 pub mod refresh_tokens;
 pub mod session_clients;
