@@ -67,6 +67,8 @@ pub fn browser_matches(s: &AppState, headers: &HeaderMap, given: &str) -> bool {
 
 /// The start of every anonymous form post: a form body carrying this browser's CSRF token; anything
 /// else ends here with the "form expired" page.
+// The error is the page every handler returns anyway; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
 pub fn browser_form(
     s: &AppState,
     headers: &HeaderMap,

@@ -49,7 +49,7 @@ pub struct Attempt {
 }
 
 pub enum Gate {
-    Allowed(Attempt),
+    Allowed(Box<Attempt>),
     /// Locked until this time (Clock seconds); no password is checked.
     Locked {
         until: i64,
@@ -162,7 +162,7 @@ pub async fn begin(s: &AppState, email: &str, ip: Option<&IpAddr>) -> Result<Gat
     };
     let limit = u64::from(s.settings.raw.login_max_failures);
     match count(s, account_subject(email), limit, false).await? {
-        Ok(account) => Ok(Gate::Allowed(Attempt { account, ip })),
+        Ok(account) => Ok(Gate::Allowed(Box::new(Attempt { account, ip }))),
         Err(until) => Ok(Gate::Locked { until }),
     }
 }
