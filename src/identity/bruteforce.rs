@@ -48,8 +48,10 @@ pub struct Attempt {
     ip: Option<Counter>,
 }
 
+// Built once per sign-in attempt and matched at once: boxing the large variant would only allocate.
+#[allow(clippy::large_enum_variant)]
 pub enum Gate {
-    Allowed(Box<Attempt>),
+    Allowed(Attempt),
     /// Locked until this time (Clock seconds); no password is checked.
     Locked {
         until: i64,
@@ -162,7 +164,7 @@ pub async fn begin(s: &AppState, email: &str, ip: Option<&IpAddr>) -> Result<Gat
     };
     let limit = u64::from(s.settings.raw.login_max_failures);
     match count(s, account_subject(email), limit, false).await? {
-        Ok(account) => Ok(Gate::Allowed(Box::new(Attempt { account, ip }))),
+        Ok(account) => Ok(Gate::Allowed(Attempt { account, ip })),
         Err(until) => Ok(Gate::Locked { until }),
     }
 }
