@@ -49,7 +49,7 @@ fn decode(cte: &str, body: &str) -> String {
             let mut out = Vec::new();
             let mut i = 0;
             while i < b.len() {
-                if b[i] == b'=' && i + 2 < b.len() + 1 && i + 2 <= b.len() - 1 {
+                if b[i] == b'=' && i + 2 < b.len() {
                     let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
                     out.push(u8::from_str_radix(h, 16).unwrap());
                     i += 3;
@@ -941,7 +941,7 @@ async fn a_failed_send_is_retried_with_backoff_and_the_account_survives() {
             .sent,
         1
     );
-    let sent = flaky.sent.lock().unwrap();
+    let sent = flaky.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert!(sent[0].text.contains("http://127.0.0.1/x"));
     assert!(
