@@ -210,7 +210,7 @@ pub async fn register_options(State(s): State<AppState>, headers: HeaderMap) -> 
         Err(r) => return r,
     };
     match passkey::start_registration(&s, &a.user).await {
-        Ok(ccr) => json_response(StatusCode::OK, json!(ccr)),
+        Ok(ccr) => json_response(StatusCode::OK, ccr),
         Err(e) => unavailable(&e),
     }
 }

@@ -143,11 +143,12 @@ pub fn clean_name(raw: &str) -> Option<String> {
     (!n.trim().is_empty()).then(|| n.trim().to_string())
 }
 
-/// The options for registering a new passkey (the person's existing ones are excluded).
+/// The options for registering a new passkey (the person's existing ones are excluded), as the JSON
+/// the browser gets.
 pub async fn start_registration(
     state: &AppState,
     user: &User,
-) -> Result<CreationChallengeResponse, PasskeyError> {
+) -> Result<serde_json::Value, PasskeyError> {
     let wa = webauthn(state)?;
     let uuid = Uuid::parse_str(&user.id).map_err(|_| PasskeyError::Config)?;
     let exclude = state
@@ -167,7 +168,22 @@ pub async fn start_registration(
         .start_passkey_registration(uuid, &user.email, display, Some(exclude))
         .map_err(|_| PasskeyError::Config)?;
     park(state, &reg_key(&user.id), &reg).await?;
-    Ok(ccr)
+    Ok(discoverable(&ccr))
+}
+
+/// webauthn-rs asks for a server-side credential ("residentKey": "discouraged"), which a passwordless
+/// sign-in cannot find: ask for a discoverable one (what people know as a passkey; "preferred" so a
+/// security key without room for one can still be a second factor). The registration state does
+/// not depend on it.
+fn discoverable(ccr: &CreationChallengeResponse) -> serde_json::Value {
+    let mut v = serde_json::to_value(ccr).unwrap_or_default();
+    if let Some(sel) = v
+        .pointer_mut("/publicKey/authenticatorSelection")
+        .and_then(|s| s.as_object_mut())
+    {
+        sel.insert("residentKey".into(), "preferred".into());
+    }
+    v
 }
 
 /// Verifies the authenticator's answer and stores the new passkey under `name`.

@@ -218,6 +218,11 @@ async fn register(b: &Browser, page: &Landing, key: &mut SoftKey) {
     let (st, options) = call(b, "/account/security/passkeys/options", &csrf, json!({})).await;
     assert_eq!(st, 200, "{options}");
     assert_eq!(options["publicKey"]["user"]["name"], "ada@example.com");
+    // A discoverable credential, so that it can also sign in without a password.
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["residentKey"],
+        "preferred"
+    );
     let credential = key.create(&options);
     let body = json!({"name": "Laptop", "credential": credential});
     let (st, ok) = call(b, "/account/security/passkeys", &csrf, body.clone()).await;

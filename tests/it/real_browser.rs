@@ -455,3 +455,212 @@ async fn chromium_signs_in_with_a_totp_code_consents_and_lands_with_a_code() {
         chromium.display()
     );
 }
+
+/// WebDriver's WebAuthn extension: a virtual platform authenticator with resident keys and user
+/// verification, for this session's pages.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "isUserConsenting": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Waits (bounded) until the browser is at a URL starting with `prefix`.
+async fn wait_at(b: &Client, prefix: &str) -> Res<url::Url> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = b.current_url().await.ctx("current URL")?;
+        if now.as_str().starts_with(prefix) {
+            return Ok(now);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "never reached {prefix} within {WAIT:?}; {}",
+                whereabouts(b).await
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Account page → sign in → add a passkey (/static/passkey.js, a virtual authenticator); then the
+/// authorization flow's "Sign in with a passkey" to the redirect URI.
+async fn drive_passkey(b: &Client, base: &str, authorize: &str, redirect: &str) -> Res<url::Url> {
+    b.issue_cmd(AddVirtualAuthenticator)
+        .await
+        .ctx("add a virtual authenticator")?;
+    b.goto(&format!("{base}/account/security"))
+        .await
+        .ctx("GET /account/security")?;
+    wait_for(b, "#email", "the sign-in page")
+        .await?
+        .send_keys("ada@example.com")
+        .await
+        .ctx("type the email")?;
+    b.find(Locator::Css("#password"))
+        .await
+        .ctx("#password")?
+        .send_keys(PASSWORD)
+        .await
+        .ctx("type the password")?;
+    b.find(Locator::Css("#submit"))
+        .await
+        .ctx("#submit")?
+        .click()
+        .await
+        .ctx("click #submit")?;
+    let name = wait_for(b, "#passkey-name", "the Security page").await?;
+    watch_csp(b).await?;
+    name.send_keys("Chromium").await.ctx("type the name")?;
+    b.find(Locator::Css("#passkey-add"))
+        .await
+        .ctx("#passkey-add")?
+        .click()
+        .await
+        .ctx("click #passkey-add")?;
+    wait_for(b, "div.passkey", "the Security page after adding").await?;
+
+    b.goto(authorize).await.ctx("GET /authorize")?;
+    let button = wait_for(b, "#passkey-signin", "the login page").await?;
+    watch_csp(b).await?;
+    button.click().await.ctx("click #passkey-signin")?;
+    wait_at(b, redirect).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_adds_a_passkey_and_signs_in_with_it_alone() {
+    let (Some(driver_bin), Some(chromium)) = (
+        on_path(&["chromedriver"]),
+        on_path(&["chromium", "chromium-browser"]),
+    ) else {
+        skip_or_fail("real-browser passkey test (chromium/chromedriver not installed)");
+        return;
+    };
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.issuer = "http://localhost:0".into();
+            c.passkey_passwordless = true;
+        })
+        .start()
+        .await;
+    let base = app.state.settings.issuer_str.clone();
+    let (redirect, _hits) = callback_server().await;
+    let mut nc = web_client(false);
+    nc.redirect_uris = vec![redirect.clone()];
+    nc.skip_consent = true;
+    let c = app.client(nc).await;
+    user(&app, "ada@example.com").await;
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let authorize = url::Url::parse_with_params(
+        &format!("{base}/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", c.id.as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "openid"),
+            ("state", "st"),
+            // The browser is signed in (it added the passkey): sign in again, with the passkey.
+            ("prompt", "login"),
+            ("code_challenge", &custos::oauth::pkce::s256(&verifier)),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut driver = tokio::task::spawn_blocking(move || Driver::start(&driver_bin))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                format!("--user-data-dir={}", profile.path().join("chromium").display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let browser = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://{}", driver.addr))
+        .await
+        .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver: {e}"));
+    driver.session = browser.session_id().await.ok().flatten();
+    let run = drive_passkey(&browser, &base, authorize.as_str(), &redirect).await;
+    if browser.close().await.is_ok() {
+        driver.session = None;
+    }
+    drop(driver);
+    let landed = run.unwrap_or_else(|e| panic!("{e}"));
+
+    let code = param(&landed, "code").expect("a code at the redirect URI");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let body: Value = app
+        .post_form("/token", &form, Some((&c.id, &c.secret)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims: Value = {
+        use base64::Engine;
+        let payload = body["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["acr"], "urn:custos:acr:mfa");
+    assert_eq!(claims["amr"][1], "user", "{claims}");
+    assert!(
+        claims["amr"][0] == "hwk" || claims["amr"][0] == "swk",
+        "{claims}"
+    );
+}
