@@ -505,8 +505,13 @@ async fn wait_at(b: &Client, prefix: &str) -> Res<url::Url> {
 }
 
 /// Account page → sign in → add a passkey (/static/passkey.js, a virtual authenticator); then the
-/// authorization flow's "Sign in with a passkey" to the redirect URI.
-async fn drive_passkey(b: &Client, base: &str, authorize: &str, redirect: &str) -> Res<url::Url> {
+/// authorization flow's "Sign in with a passkey" to the redirect URI; then password + "Use a passkey".
+async fn drive_passkey(
+    b: &Client,
+    base: &str,
+    authorize: &str,
+    redirect: &str,
+) -> Res<(url::Url, url::Url)> {
     b.issue_cmd(AddVirtualAuthenticator)
         .await
         .ctx("add a virtual authenticator")?;
@@ -545,11 +550,37 @@ async fn drive_passkey(b: &Client, base: &str, authorize: &str, redirect: &str) 
     let button = wait_for(b, "#passkey-signin", "the login page").await?;
     watch_csp(b).await?;
     button.click().await.ctx("click #passkey-signin")?;
-    wait_at(b, redirect).await
+    let alone = wait_at(b, redirect).await?;
+
+    // Again with the password: the passkey is now the second factor.
+    b.goto(authorize).await.ctx("GET /authorize")?;
+    wait_for(b, "#email", "the login page")
+        .await?
+        .send_keys("ada@example.com")
+        .await
+        .ctx("type the email")?;
+    b.find(Locator::Css("#password"))
+        .await
+        .ctx("#password")?
+        .send_keys(PASSWORD)
+        .await
+        .ctx("type the password")?;
+    b.find(Locator::Css("#submit"))
+        .await
+        .ctx("#submit")?
+        .click()
+        .await
+        .ctx("click #submit")?;
+    let button = wait_for(b, "#passkey", "the second-factor page").await?;
+    watch_csp(b).await?;
+    button.click().await.ctx("click #passkey")?;
+    wait_at(b, &format!("{redirect}?code=")).await?;
+    let second = b.current_url().await.ctx("current URL")?;
+    Ok((alone, second))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_adds_a_passkey_and_signs_in_with_it_alone() {
+async fn chromium_adds_a_passkey_and_signs_in_with_it_alone_then_as_second_factor() {
     let (Some(driver_bin), Some(chromium)) = (
         on_path(&["chromedriver"]),
         on_path(&["chromium", "chromium-browser"]),
@@ -627,14 +658,38 @@ async fn chromium_adds_a_passkey_and_signs_in_with_it_alone() {
         driver.session = None;
     }
     drop(driver);
-    let landed = run.unwrap_or_else(|e| panic!("{e}"));
+    let (alone, second) = run.unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(param(&alone, "code"), param(&second, "code"));
+    let claims = id_claims(&app, &c, &alone, &redirect, &verifier).await;
+    assert_eq!(claims["acr"], "urn:custos:acr:mfa");
+    assert_eq!(claims["amr"][1], "user", "{claims}");
+    assert!(
+        claims["amr"][0] == "hwk" || claims["amr"][0] == "swk",
+        "{claims}"
+    );
+    let claims = id_claims(&app, &c, &second, &redirect, &verifier).await;
+    assert_eq!(claims["acr"], "urn:custos:acr:mfa");
+    assert_eq!(claims["amr"][0], "pwd", "{claims}");
+    assert!(
+        claims["amr"][1] == "hwk" || claims["amr"][1] == "swk",
+        "{claims}"
+    );
+}
 
-    let code = param(&landed, "code").expect("a code at the redirect URI");
+/// Redeems the code at `landed`; the ID token's claims.
+async fn id_claims(
+    app: &TestApp,
+    c: &crate::support::TestClient,
+    landed: &url::Url,
+    redirect: &str,
+    verifier: &str,
+) -> Value {
+    let code = param(landed, "code").expect("a code at the redirect URI");
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
-        ("redirect_uri", redirect.as_str()),
-        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", redirect),
+        ("code_verifier", verifier),
     ];
     let body: Value = app
         .post_form("/token", &form, Some((&c.id, &c.secret)))
@@ -642,7 +697,7 @@ async fn chromium_adds_a_passkey_and_signs_in_with_it_alone() {
         .json()
         .await
         .unwrap();
-    let claims: Value = {
+    {
         use base64::Engine;
         let payload = body["id_token"]
             .as_str()
@@ -656,11 +711,5 @@ async fn chromium_adds_a_passkey_and_signs_in_with_it_alone() {
                 .unwrap(),
         )
         .unwrap()
-    };
-    assert_eq!(claims["acr"], "urn:custos:acr:mfa");
-    assert_eq!(claims["amr"][1], "user", "{claims}");
-    assert!(
-        claims["amr"][0] == "hwk" || claims["amr"][0] == "swk",
-        "{claims}"
-    );
+    }
 }
