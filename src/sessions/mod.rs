@@ -232,37 +232,6 @@ pub async fn sign_in(
     })
 }
 
-/// A change of privilege within a session (a second factor passed): new cookie, new `amr`/`acr`,
-/// `auth_time` now; the `sid` stays. `None` when the cookie names no live session.
-pub async fn elevate(
-    state: &AppState,
-    cookie: &str,
-    amr: Vec<String>,
-    acr: String,
-) -> Result<Option<SignedIn>, StoreError> {
-    let now = state.clock.now();
-    let Some(rec) = state.store.session_by_token(&session::hash(cookie)).await? else {
-        return Ok(None);
-    };
-    if !rec.is_live(now) {
-        return Ok(None);
-    }
-    let signed = sign_in(
-        state,
-        Some(cookie),
-        SignIn {
-            user_id: rec.user_id.clone(),
-            amr,
-            acr,
-            remember_me: rec.remember_me,
-            ip: rec.ip.clone(),
-            user_agent: None,
-        },
-    )
-    .await?;
-    Ok(signed.reauthenticated.then_some(signed))
-}
-
 /// The live session behind a cookie value. Notes its use (at most once a minute), sliding the idle
 /// expiry.
 pub async fn lookup(state: &AppState, cookie: &str) -> Result<Option<Session>, StoreError> {
