@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::browser::{Browser, PASSWORD, REDIRECT, user};
 use crate::sessions::{VERIFIER, claims, first_party, sid_of, tokens};
-use crate::support::{TestApp, fresh_database};
+use crate::support::TestApp;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -254,14 +254,7 @@ async fn a_notice_is_retried_with_backoff_then_given_up_with_an_audit_event() {
 #[tokio::test]
 async fn two_replicas_deliver_a_notice_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = match fresh_database().await {
-        Some(url) => url,
-        None => format!("sqlite://{}/custos.db?mode=rwc", dir.path().display()),
-    };
-    let kek = custos::keys::seal::Kek::generate()
-        .unwrap()
-        .to_base64()
-        .to_string();
+    let (db, kek) = crate::sessions::shared_database(dir.path()).await;
     let shared = |c: &mut custos::config::Config| {
         c.kek = Some(SecretString(kek.clone()));
         c.database_url = SecretString(db.clone());

@@ -703,17 +703,34 @@ async fn ending_a_persons_sessions_through_the_api_keeps_the_one_named() {
     assert!(!signed_in(&app, &here, &a.id).await);
 }
 
-#[tokio::test]
-async fn the_cli_lists_and_ends_a_persons_sessions() {
-    let dir = tempfile::tempdir().unwrap();
+/// A database several apps (or the CLI) can share — a fresh Postgres one in the backend run, else a
+/// SQLite file in `dir` — and a KEK for all of them.
+pub async fn shared_database(dir: &std::path::Path) -> (String, String) {
     let db = match crate::support::fresh_database().await {
         Some(url) => url,
-        None => format!("sqlite://{}/custos.db?mode=rwc", dir.path().display()),
+        None => format!("sqlite://{}/custos.db?mode=rwc", dir.display()),
     };
     let kek = custos::keys::seal::Kek::generate()
         .unwrap()
         .to_base64()
         .to_string();
+    (db, kek)
+}
+
+/// The `end_reason` of every session in `session list --all --json` output.
+fn end_reasons(json: &str) -> Vec<String> {
+    let all: Value = serde_json::from_str(json).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["end_reason"].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cli_lists_and_ends_a_persons_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, kek) = shared_database(dir.path()).await;
     let (db2, kek2) = (db.clone(), kek.clone());
     let app = TestApp::builder()
         .with_config(move |c| {
@@ -784,20 +801,18 @@ async fn the_cli_lists_and_ends_a_persons_sessions() {
             .is_empty()
     );
     assert!(!signed_in(&app, &one, &a.id).await && !signed_in(&app, &two, &a.id).await);
-    let (_, out, _) = custos(&[
+    let list_all = [
         "session",
         "list",
         "--user",
         "ada@example.com",
         "--all",
         "--json",
-    ]);
-    let all: Value = serde_json::from_str(&out).unwrap();
+    ];
     assert!(
-        all.as_array()
-            .unwrap()
+        end_reasons(&custos(&list_all).1)
             .iter()
-            .all(|s| s["end_reason"] == "admin")
+            .all(|r| r == "admin")
     );
 
     // Disabling the account ends its sessions too; enabling lets the person sign in again.
@@ -807,21 +822,9 @@ async fn the_cli_lists_and_ends_a_persons_sessions() {
     assert_eq!(code_, 0, "{err}");
     assert!(err.contains("1 sessions ended"), "{err}");
     assert!(!signed_in(&app, &one, &a.id).await);
-    let (_, out, _) = custos(&[
-        "session",
-        "list",
-        "--user",
-        "ada@example.com",
-        "--all",
-        "--json",
-    ]);
-    let all: Value = serde_json::from_str(&out).unwrap();
+    let reasons = end_reasons(&custos(&list_all).1);
     assert_eq!(
-        all.as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["end_reason"] == "account_disabled")
-            .count(),
+        reasons.iter().filter(|r| *r == "account_disabled").count(),
         1
     );
     let login = authorize(&app, &one, &a.id, &[]).await;
