@@ -44,6 +44,8 @@ pub struct AppState {
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Wakes this replica's back-channel logout deliverer when a session end queued notices.
     pub backchannel: Arc<tokio::sync::Notify>,
+    /// The key of the stand-alone forms' CSRF tokens (`http::csrf`), derived from the KEK once.
+    pub csrf_key: aws_lc_rs::hmac::Key,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +164,6 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         clients,
         discovery,
         jwks_cache_control,
-        kek,
         keys,
         dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
         password_slots: Arc::new(tokio::sync::Semaphore::new(
@@ -172,6 +173,8 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         )),
         mailer,
         backchannel: Arc::new(tokio::sync::Notify::new()),
+        csrf_key: kek.derive_hmac_key(crate::http::csrf::KEY_LABEL),
+        kek,
     })
 }
 

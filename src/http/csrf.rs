@@ -9,26 +9,16 @@
 use aws_lc_rs::hmac;
 use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::app::AppState;
 use crate::session;
 
-fn key(s: &AppState) -> hmac::Key {
-    let kek = zeroize::Zeroizing::new(
-        STANDARD
-            .decode(s.kek.to_base64().as_str())
-            .unwrap_or_default(),
-    );
-    let derived = hmac::sign(
-        &hmac::Key::new(hmac::HMAC_SHA256, &kek),
-        b"custos-form-csrf-v1",
-    );
-    hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
-}
+/// What the CSRF key is derived from the KEK for (`AppState::csrf_key`).
+pub const KEY_LABEL: &[u8] = b"custos-form-csrf-v1";
 
 fn token_for(s: &AppState, binding: &str) -> String {
-    URL_SAFE_NO_PAD.encode(hmac::sign(&key(s), binding.as_bytes()).as_ref())
+    URL_SAFE_NO_PAD.encode(hmac::sign(&s.csrf_key, binding.as_bytes()).as_ref())
 }
 
 /// The token of a signed-in person's forms (bound to the session cookie, so it changes at sign-in).

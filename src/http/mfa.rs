@@ -46,6 +46,10 @@ async fn plan(
     asked: bool,
     enrolled_forces: bool,
 ) -> Result<Plan, MfaError> {
+    // Nothing can make this a second step: no need to look the person's factors up.
+    if !(required || asked || enrolled_forces) {
+        return Ok(Plan::Skip);
+    }
     // A registered passkey is a second factor like an authenticator app.
     let enrolled = mfa::has_totp(s, user_id).await?
         || (mfa::passkey::available(s) && mfa::passkey::has_passkey(s, user_id).await?);

@@ -57,6 +57,14 @@ impl Kek {
         Ok(Kek(k))
     }
 
+    /// An HMAC-SHA256 key derived from the KEK for one purpose (`label`), so every replica derives the
+    /// same one and no two purposes share a key.
+    pub fn derive_hmac_key(&self, label: &[u8]) -> aws_lc_rs::hmac::Key {
+        use aws_lc_rs::hmac;
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref()), label);
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+    }
+
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.0.as_ref()))
     }

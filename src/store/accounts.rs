@@ -229,16 +229,13 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let r = refresh_families::Entity::update_many()
-            .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
-            .col_expr(
-                refresh_families::Column::RevokedReason,
-                Expr::value(reason.to_string()),
-            )
-            .filter(refresh_families::Column::UserId.eq(user_id))
-            .filter(refresh_families::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
+        let r = super::refresh::revoke_families(
+            refresh_families::Column::UserId.eq(user_id),
+            reason,
+            now,
+        )
+        .exec(&self.db)
+        .await?;
         Ok(r.rows_affected)
     }
 

@@ -364,14 +364,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = refresh_families::Entity::update_many()
-            .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
-            .col_expr(
-                refresh_families::Column::RevokedReason,
-                Expr::value(reason.to_string()),
-            )
-            .filter(refresh_families::Column::Id.eq(id))
-            .filter(refresh_families::Column::RevokedAt.is_null())
+        let r = revoke_families(refresh_families::Column::Id.eq(id), reason, now)
             .exec(&self.db)
             .await?;
         clear_successor(&self.db, refresh_tokens::Column::FamilyId.eq(id)).await?;
@@ -440,16 +433,13 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let r = refresh_families::Entity::update_many()
-            .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
-            .col_expr(
-                refresh_families::Column::RevokedReason,
-                Expr::value(reason.to_string()),
-            )
-            .filter(refresh_families::Column::SessionId.eq(session_id))
-            .filter(refresh_families::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
+        let r = revoke_families(
+            refresh_families::Column::SessionId.eq(session_id),
+            reason,
+            now,
+        )
+        .exec(&self.db)
+        .await?;
         // Sealed successors of these families are useless now (rotation checks the family first) and
         // go with `clear_stale_successors` once their grace window has passed.
         Ok(r.rows_affected)
@@ -640,6 +630,23 @@ impl Store {
             }
         }
     }
+}
+
+/// Revokes the families matching `filter` that are not revoked yet (the first reason given is kept).
+/// The statement is returned unexecuted so a caller can narrow it further or run it in a transaction.
+pub(super) fn revoke_families(
+    filter: sea_orm::sea_query::SimpleExpr,
+    reason: &str,
+    now: i64,
+) -> sea_orm::UpdateMany<refresh_families::Entity> {
+    refresh_families::Entity::update_many()
+        .col_expr(refresh_families::Column::RevokedAt, Expr::value(now))
+        .col_expr(
+            refresh_families::Column::RevokedReason,
+            Expr::value(reason.to_string()),
+        )
+        .filter(filter)
+        .filter(refresh_families::Column::RevokedAt.is_null())
 }
 
 async fn insert_token(

@@ -156,14 +156,11 @@ async fn end_one(
     if r.rows_affected != 1 {
         return Ok(None);
     }
-    let mut revoke = refresh_families::Entity::update_many()
-        .col_expr(refresh_families::Column::RevokedAt, Expr::value(p.now))
-        .col_expr(
-            refresh_families::Column::RevokedReason,
-            Expr::value(p.reason.to_string()),
-        )
-        .filter(refresh_families::Column::SessionId.eq(id))
-        .filter(refresh_families::Column::RevokedAt.is_null());
+    let mut revoke = super::refresh::revoke_families(
+        refresh_families::Column::SessionId.eq(id),
+        p.reason,
+        p.now,
+    );
     if p.keep_offline_access {
         revoke = revoke.filter(refresh_families::Column::Scope.not_like(OFFLINE_ACCESS_IN_SCOPE));
     }
