@@ -182,6 +182,27 @@ async fn wait_for(b: &Client, css: &str, page: &str) -> Res<Element> {
     }
 }
 
+/// Types Ada's email into `email`, the password into `#password`, and submits the form.
+async fn sign_in_with_password(b: &Client, email: &Element) -> Res<()> {
+    email
+        .send_keys("ada@example.com")
+        .await
+        .ctx("type the email")?;
+    b.find(Locator::Css("#password"))
+        .await
+        .ctx("#password")?
+        .send_keys(PASSWORD)
+        .await
+        .ctx("type the password")?;
+    b.find(Locator::Css("#submit"))
+        .await
+        .ctx("#submit")?
+        .click()
+        .await
+        .ctx("click #submit")?;
+    Ok(())
+}
+
 async fn drive(
     b: &Client,
     authorize: &str,
@@ -203,22 +224,7 @@ async fn drive(
     let login_png = b.screenshot().await.ctx("screenshot of the login page")?;
     save(shots, "login.png", &login_png).await?;
 
-    email
-        .send_keys("ada@example.com")
-        .await
-        .ctx("type the email")?;
-    b.find(Locator::Css("#password"))
-        .await
-        .ctx("#password")?
-        .send_keys(PASSWORD)
-        .await
-        .ctx("type the password")?;
-    b.find(Locator::Css("#submit"))
-        .await
-        .ctx("#submit")?
-        .click()
-        .await
-        .ctx("click #submit")?;
+    sign_in_with_password(b, &email).await?;
 
     // The second factor: a code from the authenticator app.
     let code = wait_for(b, "#code", "the second-factor page").await?;
@@ -518,23 +524,8 @@ async fn drive_passkey(
     b.goto(&format!("{base}/account/security"))
         .await
         .ctx("GET /account/security")?;
-    wait_for(b, "#email", "the sign-in page")
-        .await?
-        .send_keys("ada@example.com")
-        .await
-        .ctx("type the email")?;
-    b.find(Locator::Css("#password"))
-        .await
-        .ctx("#password")?
-        .send_keys(PASSWORD)
-        .await
-        .ctx("type the password")?;
-    b.find(Locator::Css("#submit"))
-        .await
-        .ctx("#submit")?
-        .click()
-        .await
-        .ctx("click #submit")?;
+    let email = wait_for(b, "#email", "the sign-in page").await?;
+    sign_in_with_password(b, &email).await?;
     let name = wait_for(b, "#passkey-name", "the Security page").await?;
     watch_csp(b).await?;
     name.send_keys("Chromium").await.ctx("type the name")?;
@@ -554,23 +545,8 @@ async fn drive_passkey(
 
     // Again with the password: the passkey is now the second factor.
     b.goto(authorize).await.ctx("GET /authorize")?;
-    wait_for(b, "#email", "the login page")
-        .await?
-        .send_keys("ada@example.com")
-        .await
-        .ctx("type the email")?;
-    b.find(Locator::Css("#password"))
-        .await
-        .ctx("#password")?
-        .send_keys(PASSWORD)
-        .await
-        .ctx("type the password")?;
-    b.find(Locator::Css("#submit"))
-        .await
-        .ctx("#submit")?
-        .click()
-        .await
-        .ctx("click #submit")?;
+    let email = wait_for(b, "#email", "the login page").await?;
+    sign_in_with_password(b, &email).await?;
     let button = wait_for(b, "#passkey", "the second-factor page").await?;
     watch_csp(b).await?;
     button.click().await.ctx("click #passkey")?;
