@@ -7,10 +7,10 @@
 //! loadgen argon2  --memory-kib 19456 --iterations 2 --parallelism 1 --n 50
 //! ```
 //!
-//! Everything goes through Custos's real pages, exactly as a browser would: `GET /authorize` →
-//! `303 /login?req=…` → the login page (its hidden `req` and `csrf` inputs are read out of the HTML) →
-//! `POST /login` → `303 /authorize/resume` → (the consent page, approved, unless the client skips it) →
-//! `303 redirect_uri?code=…` → `POST /token` (`authorization_code`, PKCE S256, `client_secret_basic`).
+//! Everything goes through Custos's real pages, exactly as a browser would: `GET /authorize` → the
+//! login page (its hidden `req` and `csrf` inputs are read out of the HTML) → `POST /login` → (the
+//! consent page, approved, unless the client skips it) → `303 redirect_uri?code=…` → `POST /token`
+//! (`authorization_code`, PKCE S256, `client_secret_basic`).
 //! Each simulated browser keeps its own cookie jar (`custos_flow`, `custos_session`); redirects are
 //! followed by hand and never to the client's redirect URI, which is only parsed.
 //!
@@ -299,6 +299,11 @@ fn step_of(url: &str, base: &str) -> &'static str {
     }
 }
 
+/// The sign-in form of a pending authorization request (shown at `/authorize`, or at `/login`).
+fn is_login_form(html: &str) -> bool {
+    html.contains("action=\"/login\"") && html.contains("name=\"req\"")
+}
+
 /// The value of a hidden input in an HTML form.
 fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
@@ -374,7 +379,7 @@ async fn code_flow(b: &mut Browser, c: &FlowCfg) -> Result<Tokens, Fail> {
     let back = loop {
         landing = match landing {
             Landing::Client(u) => break u,
-            Landing::Page(200, path, body) if path == "/login" && !signed_in => {
+            Landing::Page(200, _, body) if is_login_form(&body) && !signed_in => {
                 signed_in = true;
                 let (Some(req), Some(csrf)) = (hidden(&body, "req"), hidden(&body, "csrf")) else {
                     return Err(Fail::Flow("login_page", "no req/csrf inputs".into()));

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::store::{AuditEvent, Store};
 
+#[derive(Clone, Debug)]
 pub struct Event {
     kind: &'static str,
     actor: Option<String>,
@@ -47,17 +48,25 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The row this event is stored as, happening at `now`: for writing it in the same transaction as
+    /// what it records.
+    pub fn into_row(self, now: i64) -> AuditEvent {
+        AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: now,
+            kind: self.kind.to_string(),
+            actor: self.actor,
+            subject: self.subject,
+            client_id: self.client_id,
+            ip: self.ip,
+            details: self.details,
+        }
+    }
+}
+
 pub async fn record(store: &Store, now: i64, e: Event) {
-    let row = AuditEvent {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: now,
-        kind: e.kind.to_string(),
-        actor: e.actor,
-        subject: e.subject,
-        client_id: e.client_id,
-        ip: e.ip,
-        details: e.details,
-    };
+    let row = e.into_row(now);
     if let Err(err) = store.record(&row).await {
         tracing::error!(kind = row.kind, error = %err, "audit event could not be written");
     }

@@ -116,7 +116,8 @@ pub async fn current(
 }
 
 /// Signs `user_id` in on the browser that sent `headers`, from `ip` (as resolved with
-/// `trusted_proxies`): see `sessions::sign_in`. The caller sets `SignedIn::set_cookie`.
+/// `trusted_proxies`): see `sessions::sign_in`; `events` (the sign-in's own audit trail) are written
+/// with the session. The caller sets `SignedIn::set_cookie`.
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_in_browser(
     state: &AppState,
@@ -126,6 +127,7 @@ pub async fn sign_in_browser(
     amr: Vec<String>,
     acr: String,
     remember_me: bool,
+    events: Vec<crate::audit::Event>,
 ) -> Result<crate::sessions::SignedIn, crate::store::StoreError> {
     let previous = cookie(headers, &cookie_name(state, SESSION));
     let user_agent = headers
@@ -142,6 +144,7 @@ pub async fn sign_in_browser(
             remember_me,
             ip: Some(ip.to_string()),
             user_agent,
+            events,
         },
     )
     .await

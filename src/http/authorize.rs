@@ -18,7 +18,8 @@ use crate::oauth::authorize::{self, Prompt, Untrusted};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::grants::Params;
 use crate::oauth::grants::authorization_code::CodeRecord;
-use crate::session::{self, Pending};
+use crate::session::{self, Pending, Session};
+use crate::store::User;
 use crate::views::ErrorPage;
 
 pub async fn get(State(s): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -233,43 +234,78 @@ pub async fn resume(
     }
 }
 
-/// Decides the next step for a pending request: sign in, consent, or the code.
+/// Decides the next step for a pending request: sign in, consent, or the code. The person is whoever
+/// the browser's session cookie says.
 pub async fn proceed(s: &AppState, headers: &HeaderMap, id: &str, pending: Pending) -> Response {
+    let signed_in = async {
+        let Some((_, sess)) = session::current(s, headers).await? else {
+            return Ok(None);
+        };
+        Ok::<_, crate::store::StoreError>(match s.store.user(&sess.user_id).await? {
+            Some(u) if !u.disabled => Some((sess, u)),
+            _ => None,
+        })
+    };
+    match signed_in.await {
+        Ok(who) => decide(s, headers, id, pending, Parked::AsStored, who).await,
+        Err(_) => unavailable_redirect(s, &pending),
+    }
+}
+
+fn unavailable_redirect(s: &AppState, pending: &Pending) -> Response {
+    let req = &pending.request;
+    redirect_error(
+        s,
+        &req.redirect_uri,
+        req.state.as_deref(),
+        &OAuthError::unavailable("the server cannot complete the sign-in right now; retry later"),
+    )
+}
+
+/// Whether the pending request handed to [`decide`] is what the ephemeral store holds under its id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Parked {
+    AsStored,
+    /// Changed since (the login page noted the sign-in): a step that continues the flow later (consent,
+    /// a second factor) stores it first.
+    Changed,
+}
+
+/// The next step for a pending request, given who is signed in on this browser (`None`: nobody, or a
+/// disabled account). The login page calls this directly with the session it has just started, so a
+/// sign-in goes on to the code (or the consent page) without another round trip through the browser.
+pub async fn decide(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    pending: Pending,
+    parked: Parked,
+    who: Option<(Session, User)>,
+) -> Response {
+    // Before leaving for a page that resumes this request later.
+    let keep = async |p: &Pending| match parked {
+        Parked::Changed => session::save_pending(s, id, p).await.is_ok(),
+        Parked::AsStored => true,
+    };
     let req = &pending.request;
     let st = req.state.as_deref();
     let fail = |e: OAuthError| redirect_error(s, &req.redirect_uri, st, &e);
-    let unavailable = || {
-        fail(OAuthError::unavailable(
-            "the server cannot complete the sign-in right now; retry later",
-        ))
-    };
+    let unavailable = || unavailable_redirect(s, &pending);
     let client = match s.clients.get(&req.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return untrusted_page(Untrusted::UnknownClient),
         Err(_) => return unavailable(),
     };
     let now = s.clock.now();
-    let current = match session::current(s, headers).await {
-        Ok(c) => c,
-        Err(_) => return unavailable(),
-    };
-    let mut user = None;
-    if let Some((_, sess)) = &current {
-        match s.store.user(&sess.user_id).await {
-            Ok(Some(u)) if !u.disabled => user = Some(u),
-            Ok(_) => {}
-            Err(_) => return unavailable(),
-        }
-    }
     let fresh_login = pending.login_done_at.is_some();
-    let need_login = match (&current, &user) {
-        (Some((_, sess)), Some(_)) => {
+    let need_login = match &who {
+        Some((sess, _)) => {
             !fresh_login
                 && (req.has_prompt(Prompt::Login)
                     || req.has_prompt(Prompt::SelectAccount)
                     || req.max_age.is_some_and(|m| now - sess.auth_time > m))
         }
-        _ => true,
+        None => true,
     };
     if need_login {
         if req.has_prompt(Prompt::None) {
@@ -278,13 +314,19 @@ pub async fn proceed(s: &AppState, headers: &HeaderMap, id: &str, pending: Pendi
                 "the person is not signed in",
             ));
         }
-        return see_other(&format!("{}?req={id}", paths::LOGIN));
+        if !keep(&pending).await {
+            return unavailable();
+        }
+        return super::login::page_for(s, client.name.clone(), id.to_string(), pending);
     }
-    let (Some((_, sess)), Some(user)) = (current, user) else {
+    let Some((sess, user)) = who else {
         return unavailable();
     };
     // A password-only session meets a request, client or policy that needs a second factor.
     if let Some(r) = super::mfa::step_up(s, headers, id, req, &client, &user, &sess).await {
+        if !keep(&pending).await {
+            return unavailable();
+        }
         return r;
     }
     if !client.skip_consent {
@@ -299,6 +341,9 @@ pub async fn proceed(s: &AppState, headers: &HeaderMap, id: &str, pending: Pendi
                     ErrorCode::ConsentRequired,
                     "the person has not granted these scopes",
                 ));
+            }
+            if !keep(&pending).await {
+                return unavailable();
             }
             return see_other(&format!("{}?req={id}", paths::CONSENT));
         }
@@ -331,6 +376,7 @@ pub async fn proceed(s: &AppState, headers: &HeaderMap, id: &str, pending: Pendi
     {
         return unavailable();
     }
+    // The request is answered: it cannot be resumed again.
     let _ = s.ephemeral.delete(&session::pending_key(id)).await;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(v) = st {

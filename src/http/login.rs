@@ -6,9 +6,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use zeroize::Zeroizing;
 
-use super::authorize::{ReqQuery, expired_page, page, see_other, unavailable_page};
-use super::paths;
+use super::authorize::{Parked, ReqQuery, expired_page, page, unavailable_page};
 use crate::app::AppState;
+use crate::identity::login::Verified;
 use crate::oauth::grants::Params;
 use crate::session;
 use crate::views::LoginPage;
@@ -35,14 +35,25 @@ pub async fn get(
         Ok(None) => return expired_page(),
         Err(_) => return unavailable_page(),
     };
-    let redirect_uri = pending.request.redirect_uri.clone();
+    let name = client_name(&s, &pending.request.client_id).await;
+    page_for(&s, name, q.req, pending)
+}
+
+/// The sign-in page of the pending request `req`, for the application called `client_name`. Shown
+/// at `GET /login` and, with no session to go on, straight from `/authorize` (one redirect fewer).
+pub fn page_for(
+    s: &AppState,
+    client_name: String,
+    req: String,
+    pending: session::Pending,
+) -> Response {
     let mut r = LoginPage {
-        client_name: client_name(&s, &pending.request.client_id).await,
-        req: q.req,
+        client_name,
+        req,
         csrf: pending.csrf,
         email: pending.request.login_hint.unwrap_or_default(),
         error: None,
-        passkey: super::passkey::passwordless(&s),
+        passkey: super::passkey::passwordless(s),
     }
     .into_response();
     r.headers_mut().insert(
@@ -51,7 +62,7 @@ pub async fn get(
     );
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        super::csp_with_form_target(Some(&redirect_uri)),
+        super::csp_with_form_target(Some(&pending.request.redirect_uri)),
     );
     r
 }
@@ -116,7 +127,7 @@ pub async fn post(
             }
         };
     let (error, status) = (user.message(), user.status());
-    let Some(user) = user.into_user() else {
+    let Some(verified) = user.into_verified() else {
         let mut r = LoginPage {
             client_name: client_name(&s, &pending.request.client_id).await,
             req,
@@ -134,36 +145,45 @@ pub async fn post(
         return r;
     };
     let remember_me = session::remember_me_checked(&p);
+    let Verified {
+        user,
+        factors,
+        event,
+    } = verified;
     // A second factor, when one is due, finishes the sign-in on its own page.
     if let Some(r) =
-        super::mfa::after_password(&s, &headers, &req, &pending, &user, remember_me).await
+        super::mfa::after_password(&s, &headers, &req, &pending, &user, factors, remember_me).await
     {
+        crate::audit::record(&s.store, s.clock.now(), event).await;
         return r;
     }
-    let cookie = match start_password_session(&s, &headers, &user, ip, remember_me).await {
+    let signed = match start_password_session(&s, &headers, &user, ip, remember_me, event).await {
         Ok(c) => c,
         Err(_) => return unavailable_page(),
     };
+    // Noted so that prompt=login / max_age do not ask again when the consent page (or a step-up)
+    // resumes the request; `decide` stores it only then, as the code ends the flow.
     pending.login_done_at = Some(s.clock.now());
-    if session::save_pending(&s, &req, &pending).await.is_err() {
-        return unavailable_page();
-    }
-    let mut r = see_other(&format!("{}?req={req}", paths::AUTHORIZE_RESUME));
+    let cookie = signed.set_cookie(&s);
+    let who = Some((signed.session, user));
+    let mut r = super::authorize::decide(&s, &headers, &req, pending, Parked::Changed, who).await;
     r.headers_mut().append(header::SET_COOKIE, cookie);
     r
 }
 
 /// Signs `user` in on this browser after a password check (a new session, or this browser's session
-/// of the same person re-authenticated with a new cookie) and returns its `Set-Cookie`. Shared by the
-/// authorization flow's login and the stand-alone sign-in.
+/// of the same person re-authenticated with a new cookie), writing `password_checked` (its
+/// `login_succeeded` event) with the session; the caller sets the cookie. Shared by the authorization
+/// flow's login and the stand-alone sign-in.
 pub async fn start_password_session(
     s: &AppState,
     headers: &HeaderMap,
     user: &crate::store::User,
     ip: std::net::IpAddr,
     remember_me: bool,
-) -> Result<axum::http::HeaderValue, crate::store::StoreError> {
-    let signed = session::sign_in_browser(
+    password_checked: crate::audit::Event,
+) -> Result<crate::sessions::SignedIn, crate::store::StoreError> {
+    session::sign_in_browser(
         s,
         headers,
         ip,
@@ -171,7 +191,7 @@ pub async fn start_password_session(
         vec!["pwd".into()],
         session::ACR_PASSWORD.into(),
         remember_me,
+        vec![password_checked],
     )
-    .await?;
-    Ok(signed.set_cookie(s))
+    .await
 }

@@ -20,7 +20,7 @@ use crate::oauth::authorize::{AuthRequest, Prompt};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::grants::Params;
 use crate::session::{self, Pending, Session};
-use crate::store::{Client, User};
+use crate::store::{Client, SecondFactors, User};
 use crate::views::mfa::MfaPage;
 
 /// How the second step can be done for this person right now.
@@ -42,6 +42,7 @@ enum Plan {
 async fn plan(
     s: &AppState,
     user_id: &str,
+    known: Option<SecondFactors>,
     required: bool,
     asked: bool,
     enrolled_forces: bool,
@@ -51,8 +52,13 @@ async fn plan(
         return Ok(Plan::Skip);
     }
     // A registered passkey is a second factor like an authenticator app.
-    let enrolled = mfa::has_totp(s, user_id).await?
-        || (mfa::passkey::available(s) && mfa::passkey::has_passkey(s, user_id).await?);
+    let enrolled = match known {
+        Some(f) => f.totp || (f.passkey && mfa::passkey::available(s)),
+        None => {
+            mfa::has_totp(s, user_id).await?
+                || (mfa::passkey::available(s) && mfa::passkey::has_passkey(s, user_id).await?)
+        }
+    };
     if enrolled && (required || asked || enrolled_forces) {
         return Ok(Plan::Ask(Method::Totp));
     }
@@ -191,6 +197,7 @@ pub async fn after_password(
     req: &str,
     pending: &Pending,
     user: &User,
+    factors: SecondFactors,
     remember_me: bool,
 ) -> Option<Response> {
     let client = s
@@ -209,6 +216,7 @@ pub async fn after_password(
         s,
         headers,
         user,
+        Some(factors),
         vec!["pwd".into()],
         client.as_deref(),
         pending.request.wants_mfa(),
@@ -230,6 +238,7 @@ pub async fn after_signin_password(
     s: &AppState,
     headers: &HeaderMap,
     user: &User,
+    factors: SecondFactors,
     return_to: &str,
     remember_me: bool,
 ) -> Option<Response> {
@@ -239,7 +248,8 @@ pub async fn after_signin_password(
         form_target: None,
         remember_me,
     };
-    match after_first_factor(s, headers, user, vec!["pwd".into()], None, false, next).await {
+    let pwd = vec!["pwd".into()];
+    match after_first_factor(s, headers, user, Some(factors), pwd, None, false, next).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "sign-in: second step unavailable");
@@ -249,11 +259,14 @@ pub async fn after_signin_password(
 }
 
 /// After any first factor (`amr` says which): an enrolled person always does the second step; one who
-/// is not does it when policy, the client or the request asks and a factor can be used.
+/// is not does it when policy, the client or the request asks and a factor can be used. `factors`:
+/// the person's second factors when already read (else they are looked up).
+#[allow(clippy::too_many_arguments)]
 pub async fn after_first_factor(
     s: &AppState,
     headers: &HeaderMap,
     user: &User,
+    factors: Option<SecondFactors>,
     amr: Vec<String>,
     client: Option<&Client>,
     asked: bool,
@@ -265,7 +278,7 @@ pub async fn after_first_factor(
         Some(c) => policy::required(s, &user.id, Some(c)).await?,
         None => false,
     };
-    match plan(s, &user.id, required, asked, true).await? {
+    match plan(s, &user.id, factors, required, asked, true).await? {
         Plan::Skip => Ok(None),
         Plan::Blocked => Ok(Some(blocked_page())),
         Plan::Ask(m) => Ok(Some(park(s, headers, user, amr, None, m, next).await?)),
@@ -288,7 +301,7 @@ pub async fn step_up(
     }
     let go = async {
         let required = policy::required(s, &user.id, Some(client)).await?;
-        match plan(s, &user.id, required, req.wants_mfa(), false).await? {
+        match plan(s, &user.id, None, required, req.wants_mfa(), false).await? {
             Plan::Skip => Ok::<_, MfaError>(None),
             Plan::Blocked => Ok(Some(blocked_page())),
             Plan::Ask(_) if req.has_prompt(Prompt::None) => Ok(Some(redirect_error(
@@ -517,6 +530,7 @@ pub(super) async fn complete(
         amr,
         mfa::ACR_MFA.into(),
         half.remember_me,
+        Vec::new(),
     )
     .await
     {

@@ -544,6 +544,7 @@ pub async fn passwordless_finish(
         amr,
         mfa::ACR_MFA.into(),
         b.next.remember_me,
+        Vec::new(),
     )
     .await
     {

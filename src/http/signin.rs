@@ -124,7 +124,7 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
             }
         };
     let (error, status) = (user.message(), user.status());
-    let Some(user) = user.into_user() else {
+    let Some(verified) = user.into_verified() else {
         return render(
             s,
             headers,
@@ -135,17 +135,24 @@ pub async fn post(s: &AppState, ip: IpAddr, headers: &HeaderMap, body: &[u8]) ->
         );
     };
     let remember_me = session::remember_me_checked(&p);
+    let crate::identity::login::Verified {
+        user,
+        factors,
+        event,
+    } = verified;
     // An enrolled person finishes with the second factor, which then goes on to `return_to`.
     if let Some(r) =
-        super::mfa::after_signin_password(s, headers, &user, &return_to, remember_me).await
+        super::mfa::after_signin_password(s, headers, &user, factors, &return_to, remember_me).await
     {
+        crate::audit::record(&s.store, s.clock.now(), event).await;
         return r;
     }
-    let cookie =
-        match super::login::start_password_session(s, headers, &user, ip, remember_me).await {
-            Ok(c) => c,
-            Err(_) => return unavailable_page(),
-        };
+    let signed =
+        super::login::start_password_session(s, headers, &user, ip, remember_me, event).await;
+    let cookie = match signed {
+        Ok(c) => c.set_cookie(s),
+        Err(_) => return unavailable_page(),
+    };
     let mut r = see_other(&return_to);
     r.headers_mut().append(header::SET_COOKIE, cookie);
     r

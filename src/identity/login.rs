@@ -16,7 +16,7 @@ use super::{bruteforce, bruteforce::Gate};
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::ephemeral::EphemeralError;
-use crate::store::{StoreError, User};
+use crate::store::{SecondFactors, StoreError, User};
 
 pub async fn dummy_hash(state: &AppState) -> String {
     let params = HashParams::from_config(&state.settings.raw);
@@ -30,10 +30,21 @@ pub async fn dummy_hash(state: &AppState) -> String {
         .clone()
 }
 
+/// A right password for an enabled account.
+#[derive(Debug)]
+pub struct Verified {
+    pub user: User,
+    /// The second factors the person has set up (read with the account).
+    pub factors: SecondFactors,
+    /// `login_succeeded`, not yet written: it goes into the same transaction as the session the
+    /// sign-in starts, or is recorded on its own when a second step comes first.
+    pub event: Event,
+}
+
 /// How a password sign-in ended.
 #[derive(Debug)]
 pub enum LoginOutcome {
-    Success(User),
+    Success(Box<Verified>),
     /// Unknown email, wrong password or disabled account: one answer for all three.
     Failed,
     /// Too many failures for this account or IP; no password was checked.
@@ -44,9 +55,9 @@ pub enum LoginOutcome {
 }
 
 impl LoginOutcome {
-    pub fn into_user(self) -> Option<User> {
+    pub fn into_verified(self) -> Option<Verified> {
         match self {
-            LoginOutcome::Success(u) => Some(u),
+            LoginOutcome::Success(v) => Some(*v),
             _ => None,
         }
     }
@@ -110,9 +121,9 @@ pub async fn password_login(
             return Ok(LoginOutcome::Locked);
         }
     };
-    let user = match normalize_email(email) {
-        Ok(e) => state.store.user_by_email(&e).await?,
-        Err(_) => None,
+    let (user, factors) = match normalize_email(email) {
+        Ok(e) => state.store.user_for_sign_in(&e).await?.unzip(),
+        Err(_) => (None, None),
     };
     let stored = match user.as_ref().and_then(|u| u.password_hash.clone()) {
         Some(h) => h,
@@ -163,15 +174,14 @@ pub async fn password_login(
                 super::accounts::resend_verification(state, &u).await;
                 return Ok(LoginOutcome::Unverified(u));
             }
-            audit::record(
-                &state.store,
-                now,
-                ev("login_succeeded")
-                    .subject(&u.id)
-                    .details(json!({"amr": ["pwd"]})),
-            )
-            .await;
-            Ok(LoginOutcome::Success(u))
+            let event = ev("login_succeeded")
+                .subject(&u.id)
+                .details(json!({"amr": ["pwd"]}));
+            Ok(LoginOutcome::Success(Box::new(Verified {
+                user: u,
+                factors: factors.unwrap_or_default(),
+                event,
+            })))
         }
         other => {
             let failure = bruteforce::failed(state, &attempt).await?;

@@ -55,6 +55,8 @@ pub struct SignIn {
     /// The client address as resolved with `trusted_proxies`.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Audit events of the sign-in itself (the password check), written with the new session.
+    pub events: Vec<Event>,
 }
 
 /// The session a sign-in produced and the cookie that carries it.
@@ -120,7 +122,7 @@ fn to_session(r: &SessionRecord) -> Session {
 pub async fn sign_in(
     state: &AppState,
     previous_cookie: Option<&str>,
-    s: SignIn,
+    mut s: SignIn,
 ) -> Result<SignedIn, StoreError> {
     let now = state.clock.now();
     let cookie = random_token(32);
@@ -148,6 +150,9 @@ pub async fn sign_in(
                     )
                     .await?
                 {
+                    for e in std::mem::take(&mut s.events) {
+                        audit::record(&state.store, now, e).await;
+                    }
                     audit::record(
                         &state.store,
                         now,
@@ -182,6 +187,16 @@ pub async fn sign_in(
     }
     let device = device::label(s.user_agent.as_deref());
     let sid = random_token(16);
+    let mut events: Vec<_> = s.events.into_iter().map(|e| e.into_row(now)).collect();
+    events.push(
+        with_ip(Event::new("session_started"), &s.ip)
+            .subject(&s.user_id)
+            .details(serde_json::json!({
+                "sid": sid, "device": device, "amr": s.amr, "acr": s.acr,
+                "remember_me": s.remember_me,
+            }))
+            .into_row(now),
+    );
     let ended = state
         .store
         .start_session(
@@ -201,19 +216,9 @@ pub async fn sign_in(
             },
             state.settings.raw.session_limit_per_user,
             policy(&state.settings, reason::SESSION_LIMIT, now),
+            &events,
         )
         .await?;
-    audit::record(
-        &state.store,
-        now,
-        with_ip(Event::new("session_started"), &s.ip)
-            .subject(&s.user_id)
-            .details(serde_json::json!({
-                "sid": sid, "device": device, "amr": s.amr, "acr": s.acr,
-                "remember_me": s.remember_me,
-            })),
-    )
-    .await;
     ended_audit(&state.store, now, &ended, None).await;
     kick(state, &ended);
     Ok(SignedIn {

@@ -5,8 +5,10 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::entity::{mfa_recovery_codes, mfa_totp, user_roles};
-use super::{SecretHash, Store, StoreError, is_unique_violation, list_from_db, list_to_db};
+use super::entity::{mfa_recovery_codes, mfa_totp, user_roles, users};
+use super::{
+    SecretHash, Store, StoreError, User, is_unique_violation, list_from_db, list_to_db, numbered,
+};
 
 /// An active TOTP enrolment.
 #[derive(Clone)]
@@ -43,7 +45,47 @@ fn code_rows(
         .collect()
 }
 
+/// Which second factors a person has set up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SecondFactors {
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+/// The account behind an address and its second factors, in one round trip (a sign-in needs both).
+const USER_FOR_SIGN_IN_SQL: &str = "SELECT users.*, \
+    EXISTS (SELECT 1 FROM mfa_totp WHERE mfa_totp.user_id = users.id) AS has_totp, \
+    EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id) AS has_passkey \
+    FROM users WHERE users.email = ?";
+
 impl Store {
+    /// The account with this (normalised) address, and which second factors it has set up.
+    pub async fn user_for_sign_in(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, SecondFactors)>, StoreError> {
+        use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+        static PG_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let backend = self.db.get_database_backend();
+        let sql = if backend == DbBackend::Postgres {
+            PG_SQL
+                .get_or_init(|| numbered(USER_FOR_SIGN_IN_SQL))
+                .as_str()
+        } else {
+            USER_FOR_SIGN_IN_SQL
+        };
+        let stmt = Statement::from_sql_and_values(backend, sql, [email.into()]);
+        let Some(row) = self.db.query_one_raw(stmt).await? else {
+            return Ok(None);
+        };
+        let user = User::from(users::Model::from_query_result(&row, "")?);
+        let factors = SecondFactors {
+            totp: row.try_get("", "has_totp")?,
+            passkey: row.try_get("", "has_passkey")?,
+        };
+        Ok(Some((user, factors)))
+    }
+
     pub async fn totp_enrolment(&self, user_id: &str) -> Result<Option<TotpEnrolment>, StoreError> {
         Ok(mfa_totp::Entity::find_by_id(user_id.to_string())
             .one(&self.db)

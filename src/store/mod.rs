@@ -7,6 +7,7 @@
 mod accounts;
 mod consents;
 mod entity;
+mod exchange;
 mod introspect;
 mod keys;
 mod mfa;
@@ -15,9 +16,10 @@ mod refresh;
 mod sessions;
 
 pub use accounts::{AccountToken, QueuedMail, TokenKind};
+pub use exchange::Exchange;
 pub use introspect::RefreshTokenState;
 pub use keys::{KeyMove, KeyTxn};
-pub use mfa::TotpEnrolment;
+pub use mfa::{SecondFactors, TotpEnrolment};
 pub use passkeys::StoredPasskey;
 pub use refresh::{
     IssuedRefresh, NewRefreshFamily, REFRESH_TOKEN_PREFIX, REVOKED_BY_CLIENT, REVOKED_FOR_REUSE,
@@ -31,7 +33,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryResult, QuerySelect, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait, Value,
 };
 use serde::Serialize;
 
@@ -337,6 +340,30 @@ impl Store {
         Ok((txn, gate))
     }
 
+    /// SQLite: runs `script` — `BEGIN IMMEDIATE; …; COMMIT;` — on the writer connection behind this
+    /// process's write gate, so a whole transaction costs one round trip to sqlx's worker thread, and
+    /// returns the rows its statements produced. When a statement fails, the transaction is rolled back
+    /// on that same (the only) connection.
+    pub(crate) async fn sqlite_script(
+        &self,
+        script: Script,
+    ) -> Result<Vec<QueryResult>, StoreError> {
+        let _gate = self.write_gate.clone().lock_owned().await;
+        let stmt = Statement::from_sql_and_values(DbBackend::Sqlite, script.sql, script.values);
+        match self.writer.query_all_raw(stmt).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                // Its own error ("no transaction is active") is expected when `BEGIN` itself failed.
+                let _ = self.writer.execute_unprepared("ROLLBACK").await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Sqlite
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use migrations::MigratorTrait;
         migrations::Migrator::up(&self.db, None).await?;
@@ -542,19 +569,7 @@ impl Store {
     // --- audit ---------------------------------------------------------------------------------
 
     pub async fn record(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        let am = audit_events::ActiveModel {
-            id: Set(e.id.clone()),
-            at: Set(e.at),
-            kind: Set(e.kind.clone()),
-            actor: Set(e.actor.clone()),
-            subject: Set(e.subject.clone()),
-            client_id: Set(e.client_id.clone()),
-            ip: Set(e.ip.clone()),
-            details: Set(e.details.to_string()),
-        };
-        audit_events::Entity::insert(am)
-            .exec_without_returning(&self.db)
-            .await?;
+        audit_insert(e).exec_without_returning(&self.db).await?;
         Ok(())
     }
 
@@ -578,6 +593,67 @@ impl Store {
             })
             .collect())
     }
+}
+
+fn audit_insert(e: &AuditEvent) -> sea_orm::Insert<audit_events::ActiveModel> {
+    audit_events::Entity::insert(audit_events::ActiveModel {
+        id: Set(e.id.clone()),
+        at: Set(e.at),
+        kind: Set(e.kind.clone()),
+        actor: Set(e.actor.clone()),
+        subject: Set(e.subject.clone()),
+        client_id: Set(e.client_id.clone()),
+        ip: Set(e.ip.clone()),
+        details: Set(e.details.to_string()),
+    })
+}
+
+/// A SQLite transaction written out as one multi-statement script (`?` placeholders, bound in order),
+/// for [`Store::sqlite_script`].
+pub(crate) struct Script {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Script {
+    pub(crate) fn begin() -> Script {
+        Script {
+            sql: "BEGIN IMMEDIATE;".into(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends one statement built by sea-orm for SQLite.
+    pub(crate) fn push(&mut self, stmt: Statement) {
+        self.push_sql(&stmt.sql, stmt.values.map(|v| v.0).unwrap_or_default());
+    }
+
+    pub(crate) fn push_sql(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
+        self.sql.push(' ');
+        self.sql.push_str(sql.trim().trim_end_matches(';'));
+        self.sql.push(';');
+        self.values.extend(values);
+    }
+
+    pub(crate) fn commit(mut self) -> Script {
+        self.sql.push_str(" COMMIT;");
+        self
+    }
+}
+
+/// `?` → `$1, $2, ...` for Postgres (the hand-written SQL here holds no `?` inside literals).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The file behind a `sqlite:` URL, if it names one.

@@ -35,7 +35,7 @@ use sea_orm::{
 use zeroize::Zeroizing;
 
 use super::entity::{refresh_families, refresh_tokens};
-use super::{SecretHash, Store, StoreError, list_from_db, list_to_db};
+use super::{SecretHash, Store, StoreError, list_from_db, list_to_db, numbered};
 use crate::keys::seal::Kek;
 
 /// Every refresh token starts with this, so a leaked one can be found by grep.
@@ -59,7 +59,7 @@ impl std::fmt::Debug for RefreshToken {
 }
 
 impl RefreshToken {
-    fn generate() -> Result<RefreshToken, StoreError> {
+    pub(super) fn generate() -> Result<RefreshToken, StoreError> {
         let mut buf = Zeroizing::new([0u8; TOKEN_BYTES]);
         SystemRandom::new()
             .fill(buf.as_mut())
@@ -76,7 +76,7 @@ impl RefreshToken {
         &self.0
     }
 
-    fn hash(&self) -> SecretHash {
+    pub(super) fn hash(&self) -> SecretHash {
         SecretHash::of(&self.0)
     }
 }
@@ -186,8 +186,25 @@ pub enum Rotation {
     Invalid,
 }
 
-fn secs(v: u64) -> i64 {
+pub(super) fn secs(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl NewRefreshFamily {
+    pub(super) fn into_family(self) -> RefreshFamily {
+        RefreshFamily {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: self.user_id,
+            client_id: self.client_id,
+            scope: self.scope,
+            session_id: self.session_id,
+            auth_time: self.auth_time,
+            created_at: self.now,
+            absolute_expires_at: self.now.saturating_add(secs(self.absolute_ttl_secs)),
+            revoked_at: None,
+            revoked_reason: None,
+        }
+    }
 }
 
 impl Store {
@@ -196,18 +213,9 @@ impl Store {
         &self,
         f: NewRefreshFamily,
     ) -> Result<(RefreshFamily, RefreshToken), StoreError> {
-        let family = RefreshFamily {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_id: f.user_id,
-            client_id: f.client_id,
-            scope: f.scope,
-            session_id: f.session_id,
-            auth_time: f.auth_time,
-            created_at: f.now,
-            absolute_expires_at: f.now.saturating_add(secs(f.absolute_ttl_secs)),
-            revoked_at: None,
-            revoked_reason: None,
-        };
+        let idle_ttl_secs = f.idle_ttl_secs;
+        let now = f.now;
+        let family = f.into_family();
         let token = RefreshToken::generate()?;
         let (txn, _gate) = self.begin_write().await?;
         refresh_families::Entity::insert(refresh_families::ActiveModel {
@@ -230,8 +238,8 @@ impl Store {
             &family,
             None,
             &family.scope,
-            f.now,
-            secs(f.idle_ttl_secs),
+            now,
+            secs(idle_ttl_secs),
         )
         .await?;
         txn.commit().await?;
@@ -521,21 +529,6 @@ const CLAIM_POSTGRES: &str = "\
         clr AS (UPDATE refresh_tokens SET successor_sealed = NULL \
             WHERE token_hash = $10 AND successor_sealed IS NOT NULL AND EXISTS (SELECT 1 FROM ins)) \
     SELECT COUNT(*) AS won FROM won";
-
-/// `?` → `$1, $2, ...` (the SQL above holds no `?` inside literals).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 impl Store {
     /// The presented token, its family, and whether the account is present and enabled.

@@ -13,12 +13,12 @@
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde::Serialize;
 
 use super::entity::{clients, logout_outbox, refresh_families, session_clients, sessions};
-use super::{Store, StoreError, list_from_db, list_to_db};
+use super::{AuditEvent, Script, Store, StoreError, list_from_db, list_to_db};
 
 /// A session to record.
 #[derive(Clone, Debug)]
@@ -206,17 +206,50 @@ async fn end_one(
     }))
 }
 
+fn session_insert(s: NewSession) -> sea_orm::Insert<sessions::ActiveModel> {
+    sessions::Entity::insert(sessions::ActiveModel {
+        id: Set(s.id),
+        token_hash: Set(s.token_hash),
+        user_id: Set(s.user_id),
+        created_at: Set(s.now),
+        last_seen_at: Set(s.now),
+        idle_expires_at: Set(s.idle_expires_at),
+        absolute_expires_at: Set(s.absolute_expires_at),
+        auth_time: Set(s.auth_time),
+        amr: Set(list_to_db(&s.amr)),
+        acr: Set(s.acr),
+        ip: Set(s.ip),
+        device: Set(s.device),
+        remember_me: Set(s.remember_me),
+        ended_at: Set(None),
+        end_reason: Set(None),
+    })
+}
+
 impl Store {
     /// Records a new session. With `limit` > 0, the person's other live sessions beyond `limit - 1`
     /// are ended (least recently seen first) in the same transaction, under a lock on the person: two
     /// sign-ins at once are counted one after the other, so neither bypasses the limit nor ends the
     /// other's brand-new session. Returns the sessions the limit ended.
+    ///
+    /// `events` (the sign-in's audit trail) are written in the same transaction. On SQLite without a
+    /// limit that transaction is one script, one round trip.
     pub async fn start_session(
         &self,
         s: NewSession,
         limit: u32,
         limit_policy: EndPolicy<'_>,
+        events: &[AuditEvent],
     ) -> Result<Vec<EndedSession>, StoreError> {
+        if limit == 0 && self.is_sqlite() {
+            let mut script = Script::begin();
+            script.push(session_insert(s).build(DbBackend::Sqlite));
+            for e in events {
+                script.push(super::audit_insert(e).build(DbBackend::Sqlite));
+            }
+            self.sqlite_script(script.commit()).await?;
+            return Ok(Vec::new());
+        }
         let (txn, _gate) = self.begin_write().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
             // Serialises the limit per person (SQLite: `begin_write` already serialises all writers).
@@ -231,25 +264,10 @@ impl Store {
         let new_id = s.id.clone();
         let user_id = s.user_id.clone();
         let now = s.now;
-        sessions::Entity::insert(sessions::ActiveModel {
-            id: Set(s.id),
-            token_hash: Set(s.token_hash),
-            user_id: Set(s.user_id),
-            created_at: Set(s.now),
-            last_seen_at: Set(s.now),
-            idle_expires_at: Set(s.idle_expires_at),
-            absolute_expires_at: Set(s.absolute_expires_at),
-            auth_time: Set(s.auth_time),
-            amr: Set(list_to_db(&s.amr)),
-            acr: Set(s.acr),
-            ip: Set(s.ip),
-            device: Set(s.device),
-            remember_me: Set(s.remember_me),
-            ended_at: Set(None),
-            end_reason: Set(None),
-        })
-        .exec_without_returning(&txn)
-        .await?;
+        session_insert(s).exec_without_returning(&txn).await?;
+        for e in events {
+            super::audit_insert(e).exec_without_returning(&txn).await?;
+        }
         let mut ended = Vec::new();
         if limit > 0 {
             let others: Vec<(String, String)> = sessions::Entity::find()

@@ -36,6 +36,12 @@ impl Landing {
             Landing::Client(_) => "",
         }
     }
+    /// The sign-in page of a pending authorization request (shown at `/authorize` itself, or at
+    /// `/login` after a failed attempt).
+    pub fn is_login_page(&self) -> bool {
+        matches!(self, Landing::Page(200, _, b)
+            if b.contains("action=\"/login\"") && b.contains("name=\"req\""))
+    }
     pub fn status(&self) -> u16 {
         match self {
             Landing::Page(s, _, _) => *s,

@@ -59,10 +59,7 @@ async fn openidconnect_client_runs_the_whole_flow() {
 
         let browser = Browser::new(&app);
         let login = browser.get(url.as_str()).await;
-        assert!(
-            matches!(&login, Landing::Page(200, p, _) if p == "/login"),
-            "{login:?}"
-        );
+        assert!(login.is_login_page(), "{login:?}");
         let consent = browser.login(&login, "ada@example.com", PASSWORD).await;
         assert!(
             matches!(&consent, Landing::Page(200, p, _) if p == "/consent"),
@@ -209,10 +206,7 @@ async fn openidconnect_client_runs_the_whole_flow() {
         .unwrap();
         assert_eq!(browser.get(out.as_str()).await.status(), 200);
         let again = browser.get(url.as_str()).await;
-        assert!(
-            matches!(&again, Landing::Page(200, p, _) if p == "/login"),
-            "{again:?}"
-        );
+        assert!(again.is_login_page(), "{again:?}");
 
         let kinds: Vec<String> = app
             .state
@@ -251,7 +245,7 @@ async fn code_for(
     q.extend_from_slice(extra);
     let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &q).unwrap();
     let mut landing = browser.get(url.as_str()).await;
-    if matches!(&landing, Landing::Page(200, p, _) if p == "/login") {
+    if landing.is_login_page() {
         landing = browser.login(&landing, "ada@example.com", PASSWORD).await;
     }
     if matches!(&landing, Landing::Page(200, p, _) if p == "/consent") {
@@ -440,7 +434,7 @@ async fn sessions_prompts_and_consent() {
         ],
     )
     .unwrap();
-    assert!(matches!(browser.get(url.as_str()).await, Landing::Page(200, p, _) if p == "/login"));
+    assert!(browser.get(url.as_str()).await.is_login_page());
 
     // A scope not yet consented → the consent page; denying → access_denied.
     let url = reqwest::Url::parse_with_params(
@@ -528,7 +522,7 @@ async fn login_failures_look_alike_and_csrf_is_enforced() {
         assert!(r.headers().get("set-cookie").is_none());
     }
     assert!(
-        matches!(browser.get(url.as_str()).await, Landing::Page(200, p, _) if p == "/login"),
+        browser.get(url.as_str()).await.is_login_page(),
         "still signed out"
     );
     // Another browser (without the flow cookie) cannot use this sign-in form at all.

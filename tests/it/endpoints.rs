@@ -34,7 +34,7 @@ async fn code_for(
     ];
     let url = reqwest::Url::parse_with_params(&app.url(paths::AUTHORIZE), &q).unwrap();
     let mut landing = browser.get(url.as_str()).await;
-    if matches!(&landing, Landing::Page(200, p, _) if p == "/login") {
+    if landing.is_login_page() {
         landing = browser.login(&landing, "ada@example.com", PASSWORD).await;
     }
     if matches!(&landing, Landing::Page(200, p, _) if p == "/consent") {

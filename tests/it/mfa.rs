@@ -125,7 +125,7 @@ async fn to_second_step(
 ) -> (Landing, String) {
     let (url, verifier) = authorize_url(app, client, extra);
     let login = b.get(&url).await;
-    assert!(is_page(&login, "/login"), "{login:?}");
+    assert!(login.is_login_page(), "{login:?}");
     let mfa = b.login(&login, "ada@example.com", PASSWORD).await;
     assert!(is_page(&mfa, "/login/mfa"), "{mfa:?}");
     (mfa, verifier)
@@ -527,7 +527,7 @@ async fn step_up_via_acr_values_rotates_the_session_and_max_age_asks_again() {
     app.clock.advance(120);
     let (url, verifier) = authorize_url(&app, &c.id, &[("max_age", "60")]);
     let login = b.get(&url).await;
-    assert!(is_page(&login, "/login"), "{login:?}");
+    assert!(login.is_login_page(), "{login:?}");
     let mfa = b.login(&login, "ada@example.com", PASSWORD).await;
     assert!(is_page(&mfa, "/login/mfa"), "{mfa:?}");
     let back = second_factor(&b, &mfa, &secret.code_at(app.clock.now())).await;
@@ -591,7 +591,7 @@ async fn client_flag_and_role_policy_require_a_second_factor() {
     assert!(r.body().contains("/account/security"));
     let (url, verifier) = authorize_url(&app, &relaxed.id, &[]);
     let back = b.get(&url).await;
-    let back = if is_page(&back, "/login") {
+    let back = if back.is_login_page() {
         b.login(&back, "ada@example.com", PASSWORD).await
     } else {
         back

@@ -5,7 +5,7 @@ use custos::clients::NewClient;
 use custos::config::SecretString;
 use serde_json::Value;
 
-use crate::browser::{Browser, Landing, PASSWORD, REDIRECT, user, web_client};
+use crate::browser::{Browser, PASSWORD, REDIRECT, user, web_client};
 use crate::support::{TestApp, TestClient, fresh_database, skip_or_fail, test_redis};
 
 async fn pair() -> Option<(TestApp, TestApp)> {
@@ -60,7 +60,7 @@ async fn code_at(at: &TestApp, browser: &Browser, client: &str) -> (String, Stri
     }
     .get(url.as_str())
     .await;
-    if matches!(&landing, Landing::Page(200, p, _) if p == "/login") {
+    if landing.is_login_page() {
         landing = Browser {
             http: browser.http.clone(),
             base: at.base.clone(),

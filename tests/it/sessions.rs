@@ -61,7 +61,7 @@ pub async fn authorize(
 /// Signs in on the login page when one is shown; returns the code.
 pub async fn code(app: &TestApp, browser: &Browser, client: &str, email: &str) -> String {
     let mut landing = authorize(app, browser, client, &[]).await;
-    if matches!(&landing, Landing::Page(200, p, _) if p == "/login") {
+    if landing.is_login_page() {
         landing = browser.login(&landing, email, PASSWORD).await;
     }
     landing
@@ -170,10 +170,7 @@ async fn single_sign_on_across_two_clients_carries_auth_time_amr_and_acr() {
             .is_some()
     );
     let again = authorize(&app, &browser, &b.id, &[("max_age", "60")]).await;
-    assert!(
-        matches!(&again, Landing::Page(200, p, _) if p == "/login"),
-        "{again:?}"
-    );
+    assert!(again.is_login_page(), "{again:?}");
     // prompt=login: the login page even with a session; signing in again keeps the session (same
     // sid: the relying parties keep theirs) with a new auth_time and a new cookie.
     let old_cookie = app
@@ -185,7 +182,7 @@ async fn single_sign_on_across_two_clients_carries_auth_time_amr_and_acr() {
         .unwrap();
     app.clock.advance(60);
     let login = authorize(&app, &browser, &b.id, &[("prompt", "login")]).await;
-    assert!(matches!(&login, Landing::Page(200, p, _) if p == "/login"));
+    assert!(login.is_login_page());
     let back = browser.login(&login, "ada@example.com", PASSWORD).await;
     let t2 = redeem(&app, &b, &back.param("code").expect("code")).await;
     let i2 = claims(t2["id_token"].as_str().unwrap());
@@ -510,10 +507,7 @@ async fn the_session_limit_holds_under_twenty_parallel_logins() {
     // Each sign-in succeeds; a browser whose brand-new session a later sign-in already ended on its
     // way back to /authorize is simply asked to sign in again.
     for l in &landings {
-        assert!(
-            l.param("code").is_some() || matches!(l, Landing::Page(200, p, _) if p == "/login"),
-            "{l:?}"
-        );
+        assert!(l.param("code").is_some() || l.is_login_page(), "{l:?}");
     }
     let live = app
         .state

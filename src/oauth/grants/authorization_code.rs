@@ -15,7 +15,7 @@ use crate::oauth::client_auth::{AuthMethod, Authenticated};
 use crate::oauth::error::ErrorCode;
 use crate::oauth::tokens::{self, Audience, sha256_b64};
 use crate::oauth::{id_token, pkce, scope};
-use crate::store::{NewRefreshFamily, REVOKED_FOR_REUSE, User};
+use crate::store::{Exchange, NewRefreshFamily, REVOKED_FOR_REUSE, User};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CodeRecord {
@@ -179,23 +179,44 @@ pub async fn issue(
         }
         (None, None) => {}
     }
-    let user = match state.store.user(&rec.user_id).await.map_err(unavailable)? {
-        Some(u) if !u.disabled => u,
-        _ => return Err(invalid_grant("the account is no longer active")),
-    };
     let aud = audience(client, &rec.resources, &r.resources)?;
-    if !session_open(state, &rec.sid).await? {
-        return Err(invalid_grant(
-            "the session the authorization code was issued in has ended",
-        ));
-    }
-    // Recorded before anything is issued, so that a session ended from here on notifies this client
-    // (back-channel logout) and revokes what it is about to get.
-    state
+    let family = (client.grant_types.iter().any(|g| g == "refresh_token")
+        && rec.scopes.iter().any(|s| s == "offline_access"))
+    .then(|| NewRefreshFamily {
+        user_id: rec.user_id.clone(),
+        client_id: client.id.clone(),
+        scope: rec.scopes.clone(),
+        session_id: Some(rec.sid.clone()),
+        auth_time: Some(rec.auth_time),
+        now,
+        absolute_ttl_secs: client
+            .refresh_token_ttl_secs
+            .unwrap_or(state.settings.raw.refresh_token_ttl_secs),
+        idle_ttl_secs: state.settings.raw.refresh_token_idle_ttl_secs,
+    });
+    // Recorded before anything is signed, in one step with the session still open and the account
+    // enabled: that this client got tokens in the session (so its end revokes them and notifies the
+    // client) and the refresh-token family tied to it.
+    let (user, refresh) = match state
         .store
-        .record_session_client(&rec.sid, &client.id, now)
+        .record_code_exchange(&rec.sid, &rec.user_id, &client.id, now, family)
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+    {
+        Exchange::AccountInactive => {
+            return Err(invalid_grant("the account is no longer active"));
+        }
+        Exchange::SessionEnded => {
+            return Err(invalid_grant(
+                "the session the authorization code was issued in has ended",
+            ));
+        }
+        Exchange::Recorded(r) => (r.user, r.refresh),
+    };
+    let (refresh_token, family_id) = match refresh {
+        Some((family, token)) => (Some(token.as_str().to_string()), Some(family.id)),
+        None => (None, None),
+    };
     let (access_token, jti, ttl) =
         access_token(state, client, &user.id, &aud, &rec.scopes, Some(&rec), now)?;
     let id_token = if rec.scopes.iter().any(|s| s == "openid") {
@@ -210,39 +231,6 @@ pub async fn issue(
     } else {
         None
     };
-    let (refresh_token, family_id) = if client.grant_types.iter().any(|g| g == "refresh_token")
-        && rec.scopes.iter().any(|s| s == "offline_access")
-    {
-        let (family, token) = state
-            .store
-            .create_family(NewRefreshFamily {
-                user_id: user.id.clone(),
-                client_id: client.id.clone(),
-                scope: rec.scopes.clone(),
-                session_id: Some(rec.sid.clone()),
-                auth_time: Some(rec.auth_time),
-                now,
-                absolute_ttl_secs: client
-                    .refresh_token_ttl_secs
-                    .unwrap_or(state.settings.raw.refresh_token_ttl_secs),
-                idle_ttl_secs: state.settings.raw.refresh_token_idle_ttl_secs,
-            })
-            .await
-            .map_err(unavailable)?;
-        (Some(token.as_str().to_string()), Some(family.id))
-    } else {
-        (None, None)
-    };
-    // Checked again once the family exists: a session that ended meanwhile either revoked the family
-    // already or is seen ended here, so nothing issued outlives it.
-    if !session_open(state, &rec.sid).await? {
-        if let Some(f) = &family_id {
-            let _ = state.store.revoke_family(f, "session_ended", now).await;
-        }
-        return Err(invalid_grant(
-            "the session the authorization code was issued in has ended",
-        ));
-    }
     let redeemed = Redeemed {
         family_id,
         jti,
@@ -269,18 +257,6 @@ pub async fn issue(
         refresh_token,
         id_token,
     })
-}
-
-/// Whether the browser session `sid` has not been ended (signed out, ended from the account page, a
-/// password change). Expiry is not checked: a code issued a moment before the session expired is
-/// still good.
-async fn session_open(state: &AppState, sid: &str) -> Result<bool, OAuthError> {
-    Ok(state
-        .store
-        .session(sid)
-        .await
-        .map_err(unavailable)?
-        .is_some_and(|s| s.ended_at.is_none()))
 }
 
 /// RFC 8707 at the token endpoint: a `resource` must be one the authorization request named (or, if it
