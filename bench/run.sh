@@ -178,6 +178,12 @@ export CUSTOS_ACCESS_TOKEN_ALG="$ALG"
 # turns away concurrent attempts beyond it (they are not yet known to succeed): raise it for the run.
 # The counters are still kept and checked on every sign-in, so their cost is in the figures.
 export CUSTOS_LOGIN_MAX_FAILURES=1000
+# EXTRA_ENV="CUSTOS_X=1 CUSTOS_Y=2": more server (and CLI) settings for this run, e.g. cheap argon2
+# parameters to measure what a sign-in costs besides the password hash. The login target follows them.
+for kv in ${EXTRA_ENV:-}; do
+    [[ "$kv" =~ ^CUSTOS_[A-Z0-9_]+=.*$ ]] || die "EXTRA_ENV takes CUSTOS_NAME=value words (got '$kv')"
+    export "${kv?}"
+done
 # BACKEND=postgres: the production backends (Postgres on 127.0.0.1:5432 as user postgres, Redis on
 # 127.0.0.1:6379), with a database and a Redis key prefix of this run's own, dropped at exit.
 BACKEND=${BACKEND:-sqlite}
