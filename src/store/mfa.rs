@@ -75,7 +75,16 @@ impl Store {
             USER_FOR_SIGN_IN_SQL
         };
         let stmt = Statement::from_sql_and_values(backend, sql, [email.into()]);
-        let Some(row) = self.db.query_one_raw(stmt).await? else {
+        // SQLite: on the writer connection. Every commit empties the page cache of the other
+        // connections, so a pooled reader fetches each page of the account's B-trees again; the
+        // writer's cache is the one that stays warm (the sign-in writes right after, anyway).
+        let row = if backend == DbBackend::Sqlite {
+            let _gate = self.write_gate.clone().lock_owned().await;
+            self.writer.query_one_raw(stmt).await?
+        } else {
+            self.db.query_one_raw(stmt).await?
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
         let user = User::from(users::Model::from_query_result(&row, "")?);

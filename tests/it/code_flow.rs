@@ -600,3 +600,133 @@ async fn refresh_tokens_are_bound_to_their_client_and_rotate_atomically() {
     }
     assert_eq!(ok, 1, "exactly one of 20 concurrent refreshes succeeds");
 }
+
+/// Without a session the login page is the answer to `/authorize` itself (no redirect), and a right
+/// password goes straight back to the client with a code: no stop at `/authorize/resume`. The pending
+/// request is answered once, and the sign-in's audit events are written with its session.
+#[tokio::test]
+async fn sign_in_goes_from_authorize_to_the_code_in_two_requests() {
+    let app = TestApp::start().await;
+    let c = app
+        .client(custos::clients::NewClient {
+            skip_consent: true,
+            ..web_client(false)
+        })
+        .await;
+    let ada = user(&app, "ada@example.com").await;
+    let browser = Browser::new(&app);
+    let challenge = custos::oauth::pkce::s256(&"v".repeat(43));
+    let url = reqwest::Url::parse_with_params(
+        &app.url("/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", c.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid offline_access"),
+            ("state", "st-2"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let page = browser.http.get(url.as_str()).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the login page, not a redirect");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://rp.example.com"),
+        "{csp}"
+    );
+    let login = Landing::Page(200, "/authorize".into(), page.text().await.unwrap());
+    assert!(login.is_login_page(), "{login:?}");
+    let req = crate::browser::hidden(login.body(), "req");
+    let csrf = crate::browser::hidden(login.body(), "csrf");
+
+    let r = browser
+        .http
+        .post(app.url("/login"))
+        .form(&[
+            ("req", req.as_str()),
+            ("csrf", csrf.as_str()),
+            ("email", "ada@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(REDIRECT), "straight to the client: {to}");
+    assert!(r.headers().get("set-cookie").is_some(), "a session cookie");
+    let back = url::Url::parse(&to).unwrap();
+    let param = |n: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.into_owned())
+    };
+    let code = param("code").unwrap();
+    assert!(code.len() >= 43);
+    assert_eq!(param("state").as_deref(), Some("st-2"));
+
+    // The request was answered: neither resuming it nor posting the form again gets another code.
+    let again = browser
+        .get(&app.url(&format!("/authorize/resume?req={req}")))
+        .await;
+    assert_eq!(again.status(), 400, "{again:?}");
+    assert!(again.body().contains("expired"), "{again:?}");
+    let twice = browser.login(&login, "ada@example.com", PASSWORD).await;
+    assert_eq!(twice.status(), 400, "{twice:?}");
+
+    // login_succeeded and session_started, for the session that exists.
+    let events = app.state.store.audit_events(20).await.unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.subject.as_deref() == Some(ada.id.as_str()))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert!(kinds.contains(&"login_succeeded"), "{kinds:?}");
+    let started = events
+        .iter()
+        .find(|e| e.kind == "session_started")
+        .expect("session_started");
+    let sid = started.details["sid"].as_str().unwrap();
+    assert!(app.state.store.session(sid).await.unwrap().is_some());
+
+    // The account is disabled before the code is redeemed: invalid_grant, and the exchange records
+    // nothing (no client in the session, no refresh family).
+    app.state
+        .store
+        .set_user_disabled(&ada.id, true, crate::support::T0)
+        .await
+        .unwrap();
+    let r = app
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &"v".repeat(43)),
+            ],
+            Some((&c.id, &c.secret)),
+        )
+        .await;
+    let (status, error, _) = oauth_error(r).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    assert!(
+        app.state
+            .store
+            .session_clients(sid)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        app.state
+            .store
+            .families_for_user(&ada.id, crate::support::T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
