@@ -22,7 +22,9 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}                   # wrk threads
 WORKERS=${WORKERS:-32}                  # loadgen workers (refresh, login): one connection each
 MINT_BROWSERS=${MINT_BROWSERS:-$WORKERS} # refresh: browsers that sign in to mint the workers' tokens
-ARGON2_N=${ARGON2_N:-50}                # argon2id verifications timed for the login target
+ARGON2_N=${ARGON2_N:-50}                # argon2id verifications timed for the login target (before and after)
+EXTRA_ENV=${EXTRA_ENV:-}                # more CUSTOS_NAME=value settings for the server and the CLI
+WEB_CLIENT_ARGS=${WEB_CLIENT_ARGS:-}    # more `custos client create` flags for the browser client
 SCENARIOS=${SCENARIOS:-all}             # all | comma/space list of: client_credentials jwks refresh login
 STARTUP_RUNS=${STARTUP_RUNS:-5}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -180,7 +182,7 @@ export CUSTOS_ACCESS_TOKEN_ALG="$ALG"
 export CUSTOS_LOGIN_MAX_FAILURES=1000
 # EXTRA_ENV="CUSTOS_X=1 CUSTOS_Y=2": more server (and CLI) settings for this run, e.g. cheap argon2
 # parameters to measure what a sign-in costs besides the password hash. The login target follows them.
-for kv in ${EXTRA_ENV:-}; do
+for kv in $EXTRA_ENV; do
     [[ "$kv" =~ ^CUSTOS_[A-Z0-9_]+=.*$ ]] || die "EXTRA_ENV takes CUSTOS_NAME=value words (got '$kv')"
     export "${kv?}"
 done
@@ -342,7 +344,7 @@ if [[ "$USE_LOADGEN" == 1 ]]; then
         timeout 60 "$BIN" user create --email "$BENCH_EMAIL" --name "Bench User" --password-stdin \
             >/dev/null || die "custos user create failed"
     web_json=$(timeout 60 "$BIN" client create --name bench-web --redirect-uri "$WEB_REDIRECT" \
-        --scope openid --skip-consent --json) || die "custos client create (browser client) failed"
+        --scope openid --skip-consent $WEB_CLIENT_ARGS --json) || die "custos client create (browser client) failed"
     read -r WEB_ID WEB_SECRET < <(printf '%s' "$web_json" |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["id"], d["client_secret"])')
     [[ -n "$WEB_ID" && -n "$WEB_SECRET" && "$WEB_SECRET" != None ]] ||
@@ -390,6 +392,24 @@ start_loadgen() { # mode out mark
     LG_PID=$!
 }
 
+# The median of ARGON2_N argon2id verifications at the server's parameters, on the server's core (ms).
+argon2_median_ms() {
+    local out line
+    out=$(timeout 300 taskset -c "$SERVER_CPU" "$LOADGEN" argon2 --memory-kib "$A2_M" \
+        --iterations "$A2_T" --parallelism "$A2_P" --n "$ARGON2_N" 2>&1) ||
+        { printf '%s\n' "$out" >&2; die "the argon2 measurement failed"; }
+    printf '%s\n' "$out" | grep -v '^BENCH' | sed 's/^/    /' >&2
+    line=$(grep '^BENCH ' <<<"$out")
+    kv "$line" verify_median_ms
+}
+
+# Sets ARGON2_MS, ARGON2_MAX (sign-ins/s) and TARGET_LOGIN_RATE from one verification's cost in ms.
+login_bound() {
+    ARGON2_MS=$1
+    ARGON2_MAX=$(awk -v ms="$1" 'BEGIN { printf "%.2f", 1000 / ms }')
+    TARGET_LOGIN_RATE=$(awk -v m="$ARGON2_MAX" -v f="$TARGET_LOGIN_FRACTION" 'BEGIN { printf "%.1f", m * f }')
+}
+
 for sc in "${SELECTED[@]}"; do
     say "-- scenario $sc"
     case "$sc" in client_credentials | jwks) kind=wrk ;; *) kind=loadgen ;; esac
@@ -400,16 +420,11 @@ for sc in "${SELECTED[@]}"; do
 
     if [[ "$sc" == login ]]; then
         # What one sign-in costs the server: one argon2id verification at its parameters, timed on the
-        # server's core while the server idles. 1 / cost = sign-ins/s one core can do at most.
-        a2_out=$(timeout 300 taskset -c "$SERVER_CPU" "$LOADGEN" argon2 --memory-kib "$A2_M" \
-            --iterations "$A2_T" --parallelism "$A2_P" --n "$ARGON2_N" 2>&1) ||
-            { printf '%s\n' "$a2_out" >&2; die "the argon2 measurement failed"; }
-        printf '%s\n' "$a2_out" | grep -v '^BENCH' | sed 's/^/    /'
-        a2_line=$(grep '^BENCH ' <<<"$a2_out")
-        ARGON2_MS=$(kv "$a2_line" verify_ms)
-        ARGON2_MAX=$(kv "$a2_line" max_logins_per_s)
-        TARGET_LOGIN_RATE=$(awk -v m="$ARGON2_MAX" -v f="$TARGET_LOGIN_FRACTION" 'BEGIN { printf "%.1f", m * f }')
-        say "    login target: ${TARGET_LOGIN_FRACTION} x $ARGON2_MAX = $TARGET_LOGIN_RATE flows/s"
+        # server's core while the server idles, before the run and again after it (a VM's speed drifts
+        # by a few percent within minutes). 1 / cost = sign-ins/s one core can do at most.
+        A2_BEFORE=$(argon2_median_ms)
+        login_bound "$A2_BEFORE"
+        say "    login target (before the run): ${TARGET_LOGIN_FRACTION} x $ARGON2_MAX = $TARGET_LOGIN_RATE flows/s"
     fi
 
     out="$TMP/$kind-$sc.txt"
@@ -523,6 +538,9 @@ PY
         say "    durability: $acked rotations answered 200 (incl. warm-up); the $BACKEND database holds $db_used used tokens, $db_total tokens, $db_fams families -> $dur"
     fi
     if [[ "$sc" == login && -n "$ARGON2_MAX" ]]; then
+        A2_AFTER=$(argon2_median_ms)
+        login_bound "$(awk -v a="$A2_BEFORE" -v b="$A2_AFTER" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
+        say "    argon2id median before the run $A2_BEFORE ms, after it $A2_AFTER ms: the bound uses their mean, $ARGON2_MS ms"
         say "    login: $(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" -v t="$TARGET_LOGIN_RATE" 'BEGIN { printf "%.1f flows/s = %.1f%% of the argon2id bound %.1f/s (target %.1f/s = %s of it)", r, r / m * 100, m, t, "'"$TARGET_LOGIN_FRACTION"'" }')"
     fi
     say ""
