@@ -40,9 +40,34 @@ pub struct Recorded {
 }
 
 /// The session is open (not ended: a code issued a moment before the session expired is still good)
-/// and its account enabled. One `?`: the session id.
-const LIVE: &str = "EXISTS (SELECT 1 FROM sessions JOIN users ON users.id = sessions.user_id \
-    WHERE sessions.id = ? AND sessions.ended_at IS NULL AND NOT users.disabled)";
+/// and its account enabled. One `?`: the session id. A macro so the statements below are constants.
+macro_rules! live {
+    () => {
+        "EXISTS (SELECT 1 FROM sessions JOIN users ON users.id = sessions.user_id \
+         WHERE sessions.id = ? AND sessions.ended_at IS NULL AND NOT users.disabled)"
+    };
+}
+
+/// SQLite: `?` session, client, now, session.
+const SQLITE_SESSION_CLIENT: &str = concat!(
+    "INSERT INTO session_clients (session_id, client_id, first_at) SELECT ?, ?, ? WHERE ",
+    live!(),
+    " ON CONFLICT (session_id, client_id) DO NOTHING"
+);
+
+/// SQLite: `?` id, account, client, scope, session, auth_time, now, absolute expiry, session.
+const SQLITE_FAMILY: &str = concat!(
+    "INSERT INTO refresh_families (id, user_id, client_id, scope, session_id, auth_time, \
+     created_at, absolute_expires_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ",
+    live!()
+);
+
+/// SQLite: `?` hash, family, scope, now, expiry, session.
+const SQLITE_TOKEN: &str = concat!(
+    "INSERT INTO refresh_tokens (token_hash, family_id, scope, created_at, expires_at) \
+     SELECT ?, ?, ?, ?, ? WHERE ",
+    live!()
+);
 
 /// The account and whether the session is open: `?` the session, `?` the account.
 const OUTCOME: &str = "SELECT users.*, \
@@ -95,20 +120,13 @@ impl Store {
         let row = if self.is_sqlite() {
             let mut script = Script::begin();
             script.push_sql(
-                &format!(
-                    "INSERT INTO session_clients (session_id, client_id, first_at) \
-                     SELECT ?, ?, ? WHERE {LIVE} ON CONFLICT (session_id, client_id) DO NOTHING"
-                ),
+                SQLITE_SESSION_CLIENT,
                 [sid.into(), client_id.into(), now.into(), sid.into()],
             );
             if let Some((f, t, expires)) = &refresh {
                 let scope = list_to_db(&f.scope);
                 script.push_sql(
-                    &format!(
-                        "INSERT INTO refresh_families (id, user_id, client_id, scope, session_id, \
-                         auth_time, created_at, absolute_expires_at) \
-                         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE {LIVE}"
-                    ),
+                    SQLITE_FAMILY,
                     [
                         f.id.as_str().into(),
                         f.user_id.as_str().into(),
@@ -122,10 +140,7 @@ impl Store {
                     ],
                 );
                 script.push_sql(
-                    &format!(
-                        "INSERT INTO refresh_tokens (token_hash, family_id, scope, created_at, \
-                         expires_at) SELECT ?, ?, ?, ?, ? WHERE {LIVE}"
-                    ),
+                    SQLITE_TOKEN,
                     [
                         t.hash().to_db().into(),
                         f.id.as_str().into(),

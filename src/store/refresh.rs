@@ -35,7 +35,7 @@ use sea_orm::{
 use zeroize::Zeroizing;
 
 use super::entity::{refresh_families, refresh_tokens};
-use super::{SecretHash, Store, StoreError, list_from_db, list_to_db, numbered};
+use super::{Script, SecretHash, Store, StoreError, list_from_db, list_to_db, numbered};
 use crate::keys::seal::Kek;
 
 /// Every refresh token starts with this, so a leaked one can be found by grep.
@@ -503,19 +503,21 @@ const ROTATION_ROWS_SQL: &str = "SELECT \
     LEFT JOIN users u ON u.id = f.user_id \
     WHERE t.token_hash = ?";
 
-/// The rotation's writes as one transaction in one round trip. The conditional `UPDATE` elects the
-/// winner; the successor is inserted, and the parent's sealed grace copy dropped, only when it did
-/// (`changes()` is the row count of the statement before).
+/// The rotation's writes, run as one [`Script`] (one transaction, one round trip). The conditional
+/// `UPDATE` elects the winner; the successor is inserted, and the parent's sealed grace copy dropped,
+/// only when it did (`changes()` is the row count of the statement before).
 const CLAIM_SQLITE: &str = "\
-    BEGIN IMMEDIATE; \
     UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
         WHERE token_hash = ? AND used_at IS NULL; \
     INSERT INTO refresh_tokens \
         (token_hash, family_id, parent_hash, scope, created_at, expires_at, used_at, successor_sealed) \
         SELECT ?, ?, ?, ?, ?, ?, NULL, NULL WHERE changes() = 1; \
     UPDATE refresh_tokens SET successor_sealed = NULL \
-        WHERE token_hash = ? AND successor_sealed IS NOT NULL AND changes() = 1; \
-    COMMIT;";
+        WHERE token_hash = ? AND successor_sealed IS NOT NULL AND changes() = 1";
+
+/// Whether this claim won: its successor (a fresh random hash) exists only if the insert ran.
+const CLAIM_SQLITE_WON: &str =
+    "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?) AS won";
 
 /// The same as one Postgres statement: data-modifying CTEs run together, atomically, and the insert and
 /// the clean-up see whether the claim matched. A loser blocks on the row lock, re-checks
@@ -603,24 +605,14 @@ impl Store {
             let won: i64 = row.try_get("", "won")?;
             return Ok(won == 1);
         }
-        let _gate = self.write_gate.clone().lock_owned().await;
-        match self
-            .writer
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                CLAIM_SQLITE,
-                values,
-            ))
-            .await
-        {
-            // 0 when another request used the token first; 2 or 3 (claim, insert, maybe clean-up) else.
-            Ok(r) => Ok(r.rows_affected() >= 2),
-            Err(e) => {
-                // A statement failed after `BEGIN`: end the transaction on this (the only) connection.
-                // Its own error ("no transaction is active") is expected when `BEGIN` itself failed.
-                let _ = self.writer.execute_unprepared("ROLLBACK").await;
-                Err(e.into())
-            }
+        let mut script = Script::begin();
+        script.push_sql(CLAIM_SQLITE, values);
+        script.push_sql(CLAIM_SQLITE_WON, [c.next.hash().to_db().into()]);
+        match self.sqlite_script(script.commit()).await?.first() {
+            Some(row) => Ok(row.try_get("", "won")?),
+            None => Err(StoreError::Db(DbErr::Custom(
+                "rotation returned no row".into(),
+            ))),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! This module owns the `sessions`, `session_clients` and `logout_outbox` tables. What a session means
 //! (cookies, lifetimes, the audit trail) is `crate::sessions`; delivery is `crate::backchannel`.
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
@@ -379,31 +379,6 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(r.rows_affected == 1)
-    }
-
-    /// Remembers that `client_id` got tokens in session `session_id` (idempotent).
-    pub async fn record_session_client(
-        &self,
-        session_id: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        session_clients::Entity::insert(session_clients::ActiveModel {
-            session_id: Set(session_id.to_string()),
-            client_id: Set(client_id.to_string()),
-            first_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                session_clients::Column::SessionId,
-                session_clients::Column::ClientId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        Ok(())
     }
 
     /// The clients that got tokens in a session, in the order they first did.

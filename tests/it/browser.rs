@@ -124,6 +124,24 @@ impl Browser {
         .await
     }
 
+    /// Posts the login form on `login` as ada@example.com with `PASSWORD` (plus `extra` fields),
+    /// without following the answer.
+    pub async fn post_login(&self, login: &Landing, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = vec![
+            ("req", hidden(login.body(), "req")),
+            ("csrf", hidden(login.body(), "csrf")),
+            ("email", "ada@example.com".to_string()),
+            ("password", PASSWORD.to_string()),
+        ];
+        form.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        self.http
+            .post(format!("{}/login", self.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// On the consent page: approve or deny.
     pub async fn consent(&self, page: &Landing, approve: bool) -> Landing {
         let html = page.body();

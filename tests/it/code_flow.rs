@@ -640,20 +640,7 @@ async fn sign_in_goes_from_authorize_to_the_code_in_two_requests() {
     let login = Landing::Page(200, "/authorize".into(), page.text().await.unwrap());
     assert!(login.is_login_page(), "{login:?}");
     let req = crate::browser::hidden(login.body(), "req");
-    let csrf = crate::browser::hidden(login.body(), "csrf");
-
-    let r = browser
-        .http
-        .post(app.url("/login"))
-        .form(&[
-            ("req", req.as_str()),
-            ("csrf", csrf.as_str()),
-            ("email", "ada@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = browser.post_login(&login, &[]).await;
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap().to_string();
     assert!(to.starts_with(REDIRECT), "straight to the client: {to}");

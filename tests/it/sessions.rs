@@ -203,34 +203,20 @@ async fn single_sign_on_across_two_clients_carries_auth_time_amr_and_acr() {
     assert!(signed_in(&app, &browser, &a.id).await);
 }
 
-/// Posts the login form on `login` (with `extra` fields) without following the redirect.
+/// Posts the login form on `login` (with `extra` fields): a successful sign-in.
 async fn post_login(
-    app: &TestApp,
     browser: &Browser,
     login: &Landing,
     extra: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut form = vec![
-        ("req", hidden(login.body(), "req")),
-        ("csrf", hidden(login.body(), "csrf")),
-        ("email", "ada@example.com".to_string()),
-        ("password", PASSWORD.to_string()),
-    ];
-    form.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let r = browser
-        .http
-        .post(app.url("/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = browser.post_login(login, extra).await;
     assert_eq!(r.status(), 303);
     r
 }
 
 /// Posts the login form on `login` and returns the new session cookie's value.
-async fn login_cookie(app: &TestApp, browser: &Browser, login: &Landing) -> String {
-    let r = post_login(app, browser, login, &[]).await;
+async fn login_cookie(browser: &Browser, login: &Landing) -> String {
+    let r = post_login(browser, login, &[]).await;
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
     set.strip_prefix("custos_session=")
         .unwrap()
@@ -259,7 +245,7 @@ async fn the_cookie_is_rotated_on_every_login_and_the_old_one_is_dead() {
     user(&app, "ada@example.com").await;
     let browser = Browser::new(&app);
     let login = authorize(&app, &browser, &a.id, &[]).await;
-    let first = login_cookie(&app, &browser, &login).await;
+    let first = login_cookie(&browser, &login).await;
     assert!(cookie_works(&app, &first).await);
     let sid = app
         .state
@@ -273,7 +259,7 @@ async fn the_cookie_is_rotated_on_every_login_and_the_old_one_is_dead() {
     assert_ne!(sid, first);
 
     let login = authorize(&app, &browser, &a.id, &[("prompt", "login")]).await;
-    let second = login_cookie(&app, &browser, &login).await;
+    let second = login_cookie(&browser, &login).await;
     assert_ne!(first, second);
     assert!(cookie_works(&app, &second).await);
     assert!(
@@ -309,7 +295,7 @@ async fn remember_me_gives_a_persistent_cookie_and_a_long_session() {
         } else {
             &[]
         };
-        let r = post_login(&app, &browser, &login, extra).await;
+        let r = post_login(&browser, &login, extra).await;
         let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(
             set.contains("HttpOnly") && set.contains("SameSite=Lax"),
