@@ -17,12 +17,15 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 # ---- knobs ------------------------------------------------------------------------------------------
 ALG=${ALG:-ES256}                       # CUSTOS_ACCESS_TOKEN_ALG: ES256 | RS256 | EdDSA
 DURATION=${DURATION:-15}                # seconds per scenario
+LOGIN_DURATION=${LOGIN_DURATION:-60}    # seconds of load for login (in stretches of PROBE_EVERY)
 WARMUP=${WARMUP:-2}                     # seconds of warm-up before each scenario; 0 = none
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}                   # wrk threads
 WORKERS=${WORKERS:-32}                  # loadgen workers (refresh, login): one connection each
 MINT_BROWSERS=${MINT_BROWSERS:-$WORKERS} # refresh: browsers that sign in to mint the workers' tokens
 ARGON2_N=${ARGON2_N:-50}                # argon2id verifications timed for the login target (before and after)
+PROBE_EVERY=${PROBE_EVERY:-3}           # login: seconds of load between argon2id probes on the server's core (0 = none)
+PROBE_N=${PROBE_N:-15}                  # login: verifications per probe
 EXTRA_ENV=${EXTRA_ENV:-}                # more CUSTOS_NAME=value settings for the server and the CLI
 WEB_CLIENT_ARGS=${WEB_CLIENT_ARGS:-}    # more `custos client create` flags for the browser client
 SCENARIOS=${SCENARIOS:-all}             # all | comma/space list of: client_credentials jwks refresh login
@@ -55,11 +58,14 @@ die() { printf '[bench] error: %s\n' "$*" >&2; exit 2; }
 # ---- arguments ------------------------------------------------------------------------------------
 case "$ALG" in ES256 | RS256 | EdDSA) ;; *) die "ALG must be ES256, RS256 or EdDSA (got '$ALG')" ;; esac
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer (seconds)"
+[[ "$LOGIN_DURATION" =~ ^[1-9][0-9]*$ ]] || die "LOGIN_DURATION must be a positive integer (seconds)"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "WARMUP must be a non-negative integer (seconds)"
 [[ "$STARTUP_RUNS" =~ ^[1-9][0-9]*$ ]] || die "STARTUP_RUNS must be a positive integer"
 [[ "$WORKERS" =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive integer"
 [[ "$MINT_BROWSERS" =~ ^[1-9][0-9]*$ ]] || die "MINT_BROWSERS must be a positive integer"
 [[ "$ARGON2_N" =~ ^[1-9][0-9]*$ ]] || die "ARGON2_N must be a positive integer"
+[[ "$PROBE_EVERY" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "PROBE_EVERY must be a non-negative number (seconds)"
+[[ "$PROBE_N" =~ ^[1-9][0-9]*$ ]] || die "PROBE_N must be a positive integer"
 
 SELECTED=()
 if [[ "$SCENARIOS" == all ]]; then
@@ -268,7 +274,7 @@ say "cpu:         $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 say "wrk:         $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
 say "config:      alg=$ALG server_cpu=$SERVER_CPU load_cpu=$LOAD_CPU wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s (warm-up ${WARMUP}s)"
 [[ "$USE_LOADGEN" == 1 ]] &&
-    say "loadgen:     $LOADGEN, $WORKERS workers, ${DURATION}s (warm-up ${WARMUP}s)"
+    say "loadgen:     $LOADGEN, $WORKERS workers, refresh ${DURATION}s, login ${LOGIN_DURATION}s$([[ "$PROBE_EVERY" != 0 ]] && echo " with an argon2id probe every ${PROBE_EVERY}s") (warm-up ${WARMUP}s)"
 say "scenarios:   ${SELECTED[*]}"
 say "loadavg:     $(cut -d' ' -f1-3 /proc/loadavg) (anything else busy on these cores skews the figures)"
 say "scratch:     $TMP"
@@ -365,6 +371,7 @@ ARGON2_MS=""
 ARGON2_MAX=""
 TARGET_LOGIN_RATE=""
 
+scenario_duration() { if [[ "$1" == login ]]; then echo "$LOGIN_DURATION"; else echo "$DURATION"; fi; }
 kv() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<"$1"; }
 now_s() { date +%s.%N; }
 
@@ -381,14 +388,18 @@ run_wrk() { # name duration out
 # creates $mark when the measured window starts. Secrets go through the environment, not argv, and
 # values are passed as --opt=value (a random client id may start with "-").
 start_loadgen() { # mode out mark
-    local mode=$1 out=$2 mark=$3 extra=()
+    local mode=$1 out=$2 mark=$3 extra=() d
+    d=$(scenario_duration "$mode")
     [[ "$mode" == refresh ]] && extra=(--browsers="$MINT_BROWSERS")
+    [[ "$mode" == login && "$PROBE_EVERY" != 0 ]] && extra=(--probe-every="$PROBE_EVERY"
+        --probe-cpu="$SERVER_CPU" --probe-n="$PROBE_N" --probe-memory-kib="$A2_M"
+        --probe-iterations="$A2_T" --probe-parallelism="$A2_P")
     rm -f "$mark"
     LOADGEN_CLIENT_SECRET=$WEB_SECRET LOADGEN_PASSWORD=$BENCH_PASSWORD \
-        timeout --signal=INT --kill-after=10 $((DURATION + WARMUP + 120)) \
+        timeout --signal=INT --kill-after=10 $((2 * d + WARMUP + 120)) \
         taskset -c "$LOAD_CPU" "$LOADGEN" "$mode" --url="$URL" --client-id="$WEB_ID" \
         --redirect-uri="$WEB_REDIRECT" --email="$BENCH_EMAIL" --workers="$WORKERS" \
-        --duration="$DURATION" --warmup="$WARMUP" --mark="$mark" "${extra[@]}" >"$out" 2>&1 &
+        --duration="$d" --warmup="$WARMUP" --mark="$mark" "${extra[@]}" >"$out" 2>&1 &
     LG_PID=$!
 }
 
@@ -446,7 +457,7 @@ for sc in "${SELECTED[@]}"; do
         t0=$(now_s)
         p0=$(proc_ticks "$SERVER_PID"); c0=$(proc_ctxsw "$SERVER_PID"); read -r sb0 st0 < <(cpu_ticks "$SERVER_CPU"); read -r lb0 lt0 < <(cpu_ticks "$LOAD_CPU")
         if [[ "$PERF" == 1 && -e "$mark" ]]; then
-            perf record -F "$PERF_FREQ" -g -p "$SERVER_PID" -o "$TMP/perf-$sc.data" -- sleep "$DURATION" \
+            perf record -F "$PERF_FREQ" -g -p "$SERVER_PID" -o "$TMP/perf-$sc.data" -- sleep "$(scenario_duration "$sc")" \
                 >"$TMP/perf-$sc.log" 2>&1 &
             PERF_PID=$!
         fi
@@ -494,7 +505,11 @@ for sc in "${SELECTED[@]}"; do
     R_LCPU[$sc]=$(awk -v a="$lb0" -v b="$lb1" -v c="$lt0" -v d="$lt1" 'BEGIN { printf "%.0f", (d > c) ? (b - a) / (d - c) * 100 : 0 }')
     core_busy=$(awk -v a="$sb0" -v b="$sb1" -v c="$st0" -v d="$st1" 'BEGIN { printf "%.0f", (d > c) ? (b - a) / (d - c) * 100 : 0 }')
     # Per request (per flow for login); "-" when threads that exited took their counts with them.
-    ctxsw=$(awk -v a="$c0" -v b="$c1" -v r="${R_RPS[$sc]}" -v s="$elapsed" 'BEGIN { if (r > 0 && b >= a) printf "%.1f", (b - a) / (r * s); else print "-" }')
+    ops=$(awk -v r="${R_RPS[$sc]}" -v s="$elapsed" 'BEGIN { printf "%.0f", r * s }')
+    # A paired login run also pauses for its probes: count the flows it says completed since its mark.
+    paired=$(kv "$line" flows_since_mark)
+    [[ -n "$paired" ]] && ops=$paired
+    ctxsw=$(awk -v a="$c0" -v b="$c1" -v n="$ops" 'BEGIN { if (n > 0 && b >= a) printf "%.1f", (b - a) / n; else print "-" }')
     if [[ "$non200" != 0 || "$sock" != 0 ]]; then
         R_OK[$sc]=ERRORS; FAILED=1
         if [[ "$kind" == wrk ]]; then
@@ -514,7 +529,11 @@ for sc in "${SELECTED[@]}"; do
     say "$sc: rps=${R_RPS[$sc]} p50_ms=${R_P50[$sc]} p99_ms=${R_P99[$sc]} non2xx_or_non200=$non200 socket_errors=$sock vmrss_mib=${R_RSS[$sc]} server_cpu=${R_SCPU[$sc]}% cpu${SERVER_CPU}_busy=${core_busy}% cpu${LOAD_CPU}_busy=${R_LCPU[$sc]}%$([[ "$kind" == loadgen ]] && echo " loadgen_cpu=$(kv "$line" loadgen_cpu_pct)%") ctxsw_per_op=$ctxsw"
     # Something else on the server's core (a compile, a test) takes CPU from the server: say so.
     other=$((core_busy - R_SCPU[$sc]))
-    ((other > 10)) && say "    WARNING: something else used about ${other}% of cpu$SERVER_CPU during this run; the figures are low"
+    if [[ -n "$paired" ]]; then
+        say "    (cpu and context switches span the probe pauses too: the server idles while argon2id is timed on cpu$SERVER_CPU)"
+    elif ((other > 10)); then
+        say "    WARNING: something else used about ${other}% of cpu$SERVER_CPU during this run; the figures are low"
+    fi
     if [[ "$sc" == refresh ]]; then
         # Durability: every rotation the load generator saw answered must be committed in SQLite (the
         # presented token marked used, its successor stored). In-flight requests abandoned at the end
@@ -540,8 +559,16 @@ PY
     if [[ "$sc" == login && -n "$ARGON2_MAX" ]]; then
         A2_AFTER=$(argon2_median_ms)
         login_bound "$(awk -v a="$A2_BEFORE" -v b="$A2_AFTER" 'BEGIN { printf "%.3f", (a + b) / 2 }')"
-        say "    argon2id median before the run $A2_BEFORE ms, after it $A2_AFTER ms: the bound uses their mean, $ARGON2_MS ms"
-        say "    login: $(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" -v t="$TARGET_LOGIN_RATE" 'BEGIN { printf "%.1f flows/s = %.1f%% of the argon2id bound %.1f/s (target %.1f/s = %s of it)", r, r / m * 100, m, t, "'"$TARGET_LOGIN_FRACTION"'" }')"
+        say "    argon2id median before the run $A2_BEFORE ms, after it $A2_AFTER ms: their mean, $ARGON2_MS ms, allows $ARGON2_MAX/s"
+        unpaired=$(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" 'BEGIN { printf "%.1f%%", r / m * 100 }')
+        pbound=$(kv "$line" bound_per_s)
+        if [[ -n "$pbound" ]]; then
+            # The verdict uses the paired bound: the probes taken between the stretches of load.
+            login_bound "$(awk -v b="$pbound" 'BEGIN { printf "%.3f", 1000 / b }')"
+            say "    login: $(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" -v t="$TARGET_LOGIN_RATE" 'BEGIN { printf "%.1f flows/s = %.1f%% of the paired argon2id bound %.1f/s (target %.1f/s = %s of it)", r, r / m * 100, m, t, "'"$TARGET_LOGIN_FRACTION"'" }'); against the before/after bound alone: $unpaired"
+        else
+            say "    login: $(awk -v r="${R_RPS[$sc]}" -v m="$ARGON2_MAX" -v t="$TARGET_LOGIN_RATE" 'BEGIN { printf "%.1f flows/s = %.1f%% of the argon2id bound %.1f/s (target %.1f/s = %s of it)", r, r / m * 100, m, t, "'"$TARGET_LOGIN_FRACTION"'" }') (no probes: PROBE_EVERY=0)"
+        fi
     fi
     say ""
 done

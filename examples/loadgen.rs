@@ -5,6 +5,7 @@
 //! loadgen login   --url U --client-id ID --client-secret S --redirect-uri R --email E --password P
 //! loadgen mint    --url U ... --count N          # prints N refresh tokens, one per line
 //! loadgen argon2  --memory-kib 19456 --iterations 2 --parallelism 1 --n 50
+//! loadgen login   ... --probe-every 5 --probe-cpu 0   # paired with argon2id probes (see `ProbeArgs`)
 //! ```
 //!
 //! Everything goes through Custos's real pages, exactly as a browser would: `GET /authorize` → the
@@ -20,6 +21,9 @@
 //!   refresh token the previous response returned (rotation: each token works exactly once).
 //! * `login`: every worker runs the whole flow again and again, each time with a fresh cookie jar (so a
 //!   sign-in, i.e. one argon2id verification on the server, per flow), including the token exchange.
+//!   With `--probe-every S` the load pauses every S seconds: the flows in flight finish, then argon2id
+//!   is timed on the server's core while the server idles, and each stretch of load is compared with
+//!   what argon2id allowed at the speed measured on both sides of it.
 //! * `mint`: the minting step of `refresh` alone; the tokens go to stdout.
 //! * `argon2`: the cost of one argon2id verification with the given parameters on this machine (single
 //!   thread, `custos::identity::password::verify_blocking` against a `hash_blocking` hash), hence the most
@@ -118,6 +122,31 @@ struct LoadArgs {
     /// A file created when the measured window starts (for perf and CPU accounting by the caller).
     #[arg(long)]
     mark: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    probe: ProbeArgs,
+}
+
+/// `login` only: pair the load with argon2id timings on the server's core, so that the bound a stretch
+/// of load is compared with was measured seconds (not minutes) from it. A virtual machine's speed drifts
+/// by several percent within a minute, which is more than the margin being measured.
+#[derive(Args, Clone)]
+struct ProbeArgs {
+    /// Every this many seconds of load, stop starting flows, let those in flight finish, and time
+    /// `--probe-n` argon2id verifications on `--probe-cpu` while the server idles. 0 = no probes.
+    #[arg(long, default_value_t = 0.0)]
+    probe_every: f64,
+    /// The core to time argon2id on: the server's.
+    #[arg(long, default_value_t = 0)]
+    probe_cpu: usize,
+    /// Verifications per probe (the probe's figure is their median).
+    #[arg(long, default_value_t = 15)]
+    probe_n: u32,
+    #[arg(long, default_value_t = 19456)]
+    probe_memory_kib: u32,
+    #[arg(long, default_value_t = 2)]
+    probe_iterations: u32,
+    #[arg(long, default_value_t = 1)]
+    probe_parallelism: u32,
 }
 
 // ---- a scripted browser --------------------------------------------------------------------------------
@@ -828,6 +857,9 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
     if !t.signed_in {
         return Err("the first flow did not show the login page".into());
     }
+    if a.probe.probe_every > 0.0 {
+        return login_paired(a, c).await;
+    }
     let w = start_window(&a);
     let mut tasks = Vec::new();
     for _ in 0..a.workers {
@@ -887,6 +919,229 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
         &format!(" sign_ins={signed_in} loadgen_cpu_pct={cpu:.0}"),
     );
     Ok(())
+}
+
+/// What the workers of a paired run are told before each flow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// `login` with argon2id probes: stretches of load, each followed by a drain (no new flows, those in
+/// flight finish) and a probe of the server's core while the server idles (see [`ProbeArgs`]). Only
+/// flows that complete inside a stretch count, against the time of the stretches; each stretch's bound
+/// is one verification per the mean of the probe medians before and after it.
+async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
+    let p = a.probe.clone();
+    let (gate, gate_rx) = tokio::sync::watch::channel(Gate::Run);
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..a.workers {
+        let c = c.clone();
+        let mut gate_rx = gate_rx.clone();
+        let in_flight = in_flight.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done: Vec<(TInstant, u32)> = Vec::new();
+            let mut failed: Vec<(TInstant, Fail)> = Vec::new();
+            let mut b = Browser::new(&c.base);
+            loop {
+                let g = match gate_rx.wait_for(|g| *g != Gate::Pause).await {
+                    Ok(g) => *g,
+                    Err(_) => Gate::Stop,
+                };
+                if g == Gate::Stop {
+                    break;
+                }
+                // No await between reading the gate and counting the flow in: on this one-thread
+                // runtime the controller cannot see zero in flight while a flow is about to start.
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                b.jar.clear();
+                let t0 = TInstant::now();
+                let r = code_flow(&mut b, &c).await;
+                let t1 = TInstant::now();
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                match r {
+                    Ok(t) if t.signed_in => {
+                        done.push((t1, (t1 - t0).as_micros().min(u32::MAX as u128) as u32));
+                    }
+                    Ok(_) => failed.push((
+                        t1,
+                        Fail::Flow("authorize", "no login page with a fresh jar".into()),
+                    )),
+                    Err(e) => {
+                        if matches!(e, Fail::Io(_)) {
+                            b = Browser::new(&c.base);
+                        }
+                        failed.push((t1, e));
+                    }
+                }
+            }
+            (done, failed)
+        }));
+    }
+    let drain = || async {
+        let until = TInstant::now() + Duration::from_secs(60);
+        while in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if TInstant::now() >= until {
+                return Err("flows still in flight 60 s after the load paused".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    };
+    tokio::time::sleep(Duration::from_secs_f64(a.warmup.max(0.0))).await;
+    let _ = gate.send(Gate::Pause);
+    drain().await?;
+    let mut medians = vec![probe_argon2(&p).await?];
+    let cpu_at_start = own_cpu_ns();
+    let first = TInstant::now();
+    if let Some(m) = &a.mark
+        && let Err(e) = std::fs::write(m, b"measuring\n")
+    {
+        eprintln!("loadgen: cannot write {}: {e}", m.display());
+    }
+    // A stretch runs from the moment flows may start until the last of them has completed: the
+    // server's core is busy all along (the drain finishes the flows already queued for argon2id), and
+    // every flow started in it is counted, none cut off at either end.
+    let mut windows: Vec<(TInstant, TInstant)> = Vec::new();
+    let mut loaded = 0.0;
+    while a.duration - loaded > 1e-3 {
+        let len = p.probe_every.min(a.duration - loaded);
+        let _ = gate.send(Gate::Run);
+        let s = TInstant::now();
+        tokio::time::sleep(Duration::from_secs_f64(len)).await;
+        let _ = gate.send(Gate::Pause);
+        loaded += s.elapsed().as_secs_f64();
+        drain().await?;
+        windows.push((s, TInstant::now()));
+        medians.push(probe_argon2(&p).await?);
+    }
+    let _ = gate.send(Gate::Stop);
+    let wall = first.elapsed().as_secs_f64();
+    let loadgen_cpu = own_cpu_ns()
+        .zip(cpu_at_start)
+        .map(|(b, a)| b.saturating_sub(a) as f64 / 1e9 / wall * 100.0)
+        .unwrap_or(-1.0);
+
+    let mut s = Stats::default();
+    // Flows completed since the first probe (for per-flow figures over the caller's measurement).
+    let mut since_first = 0u64;
+    let mut per_window = vec![0u64; windows.len()];
+    // Each stretch ends with its last completion (the drain is polled, so noticed a moment later).
+    let mut last = windows.iter().map(|&(a, _)| a).collect::<Vec<_>>();
+    let in_window = |t: TInstant| windows.iter().position(|&(a, b)| t >= a && t <= b);
+    for task in tasks {
+        let (done, failed) = task.await.map_err(|e| e.to_string())?;
+        for (t1, lat) in done {
+            if t1 >= first {
+                since_first += 1;
+            }
+            match in_window(t1) {
+                Some(i) => {
+                    per_window[i] += 1;
+                    last[i] = last[i].max(t1);
+                    s.signed_in += 1;
+                    s.lat_us.push(lat);
+                }
+                None => s.outside_ok += 1,
+            }
+        }
+        // Nothing is abandoned in a paired run (every pause drains), so every failure after the
+        // warm-up counts, inside a stretch or not.
+        for (t1, e) in failed {
+            s.error(&e, t1 >= first);
+        }
+    }
+    // Flows argon2id alone would have allowed in each stretch, from the probes on both sides of it.
+    let mut allowed = 0.0;
+    let mut ratios = Vec::new();
+    let mut active = 0.0;
+    for (i, &(a0, _)) in windows.iter().enumerate() {
+        let ms = (medians[i] + medians[i + 1]) / 2.0;
+        let len = (last[i] - a0).as_secs_f64();
+        if len > 0.0 {
+            active += len;
+            allowed += len * 1000.0 / ms;
+            ratios.push(per_window[i] as f64 / (len * 1000.0 / ms) * 100.0);
+        }
+    }
+    if allowed <= 0.0 {
+        return Err("no flow completed in any stretch of load".into());
+    }
+    let flows: u64 = per_window.iter().sum();
+    let bound = allowed / active;
+    let ratio = flows as f64 / allowed * 100.0;
+    ratios.sort_by(f64::total_cmp);
+    let shown: Vec<String> = medians.iter().map(|m| format!("{m:.2}")).collect();
+    println!(
+        "argon2id on cpu {} (m={} KiB t={} p={}), {} probes of {} verifications while the server idled, \
+         medians ms: {}",
+        p.probe_cpu,
+        p.probe_memory_kib,
+        p.probe_iterations,
+        p.probe_parallelism,
+        medians.len(),
+        p.probe_n,
+        shown.join(" ")
+    );
+    println!(
+        "paired: {flows} flows in {} stretches of load ({active:.1} s, each until its last flow \
+         completed) against {allowed:.1} that argon2id alone allowed in them = {ratio:.1}% (stretches: \
+         min {:.1}%, median {:.1}%, max {:.1}%)",
+        windows.len(),
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.get(ratios.len() / 2).copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0),
+    );
+    let signed_in = s.signed_in;
+    report(
+        "login",
+        a.workers,
+        active,
+        s,
+        &format!(
+            " sign_ins={signed_in} loadgen_cpu_pct={loadgen_cpu:.0} flows_since_mark={since_first} \
+             probes={} probe_medians_ms={} bound_per_s={bound:.2} ratio_pct={ratio:.2}",
+            medians.len(),
+            shown.join(",")
+        ),
+    );
+    Ok(())
+}
+
+/// The median of `--probe-n` argon2id verifications on the server's core, in milliseconds: this very
+/// program's `argon2` mode under `taskset`, the same measurement `bench/run.sh` makes on its own.
+async fn probe_argon2(p: &ProbeArgs) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.arg("-c")
+        .arg(p.probe_cpu.to_string())
+        .arg(exe)
+        .arg("argon2")
+        .args(["--memory-kib", &p.probe_memory_kib.to_string()])
+        .args(["--iterations", &p.probe_iterations.to_string()])
+        .args(["--parallelism", &p.probe_parallelism.to_string()])
+        .args(["--n", &p.probe_n.to_string()]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run the argon2id probe (taskset): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "the argon2id probe failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    text.lines()
+        .filter(|l| l.starts_with("BENCH "))
+        .flat_map(|l| l.split_whitespace())
+        .find_map(|kv| kv.strip_prefix("verify_median_ms="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| format!("the argon2id probe printed no median: {text}"))
 }
 
 fn argon2_mode(memory_kib: u32, iterations: u32, parallelism: u32, n: u32) -> Result<(), String> {
