@@ -147,6 +147,11 @@ struct ProbeArgs {
     probe_iterations: u32,
     #[arg(long, default_value_t = 1)]
     probe_parallelism: u32,
+    /// A stretch is judged only when the probes on both sides of it agree within this many percent:
+    /// when they do not, the VM's speed moved during the stretch and its bound is a guess. 0 = judge
+    /// every stretch.
+    #[arg(long, default_value_t = 10.0)]
+    probe_agree: f64,
 }
 
 // ---- a scripted browser --------------------------------------------------------------------------------
@@ -1029,6 +1034,8 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
     // Flows completed since the first probe (for per-flow figures over the caller's measurement).
     let mut since_first = 0u64;
     let mut per_window = vec![0u64; windows.len()];
+    // (stretch, latency) of each flow completed in a stretch; the judged ones go into `s` below.
+    let mut samples: Vec<(usize, u32)> = Vec::new();
     // Each stretch ends with its last completion (the drain is polled, so noticed a moment later).
     let mut last = windows.iter().map(|&(a, _)| a).collect::<Vec<_>>();
     let in_window = |t: TInstant| windows.iter().position(|&(a, b)| t >= a && t <= b);
@@ -1042,8 +1049,7 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
                 Some(i) => {
                     per_window[i] += 1;
                     last[i] = last[i].max(t1);
-                    s.signed_in += 1;
-                    s.lat_us.push(lat);
+                    samples.push((i, lat));
                 }
                 None => s.outside_ok += 1,
             }
@@ -1055,25 +1061,6 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
         }
     }
     // Flows argon2id alone would have allowed in each stretch, from the probes on both sides of it.
-    let mut allowed = 0.0;
-    let mut ratios = Vec::new();
-    let mut active = 0.0;
-    for (i, &(a0, _)) in windows.iter().enumerate() {
-        let ms = (medians[i] + medians[i + 1]) / 2.0;
-        let len = (last[i] - a0).as_secs_f64();
-        if len > 0.0 {
-            active += len;
-            allowed += len * 1000.0 / ms;
-            ratios.push(per_window[i] as f64 / (len * 1000.0 / ms) * 100.0);
-        }
-    }
-    if allowed <= 0.0 {
-        return Err("no flow completed in any stretch of load".into());
-    }
-    let flows: u64 = per_window.iter().sum();
-    let bound = allowed / active;
-    let ratio = flows as f64 / allowed * 100.0;
-    ratios.sort_by(f64::total_cmp);
     let shown: Vec<String> = medians.iter().map(|m| format!("{m:.2}")).collect();
     println!(
         "argon2id on cpu {} (m={} KiB t={} p={}), {} probes of {} verifications while the server idled, \
@@ -1086,14 +1073,78 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
         p.probe_n,
         shown.join(" ")
     );
+    // (flows, allowed, seconds) over the judged stretches and over all of them.
+    let (mut judged, mut every) = ((0u64, 0.0f64, 0.0f64), (0u64, 0.0f64, 0.0f64));
+    let (mut n_judged, mut shares) = (0usize, Vec::new());
+    let mut is_judged = vec![false; windows.len()];
+    for (i, &(a0, _)) in windows.iter().enumerate() {
+        let (before, after) = (medians[i], medians[i + 1]);
+        let len = (last[i] - a0).as_secs_f64();
+        if len <= 0.0 {
+            println!("stretch {:>2}: no flow completed", i + 1);
+            continue;
+        }
+        let allowed = len * 1000.0 / ((before + after) / 2.0);
+        let share = per_window[i] as f64 / allowed * 100.0;
+        let apart = (before - after).abs() / before.min(after) * 100.0;
+        let ok = p.probe_agree <= 0.0 || apart <= p.probe_agree;
+        println!(
+            "stretch {:>2}: {:>4} flows in {len:.2} s, probes {before:.2} / {after:.2} ms ({apart:.1}% apart) \
+             -> argon2id allowed {allowed:.1} -> {share:.1}%{}",
+            i + 1,
+            per_window[i],
+            if ok {
+                ""
+            } else {
+                "  (not judged: the probes disagree)"
+            }
+        );
+        every = (every.0 + per_window[i], every.1 + allowed, every.2 + len);
+        if ok {
+            is_judged[i] = true;
+            judged = (judged.0 + per_window[i], judged.1 + allowed, judged.2 + len);
+            n_judged += 1;
+            shares.push(share);
+        }
+    }
+    if judged.1 <= 0.0 {
+        return Err(format!(
+            "no stretch can be judged: the probes on its two sides differ by more than {}% for every \
+             stretch (the machine's speed is moving too much; run again, or raise --probe-agree)",
+            p.probe_agree
+        ));
+    }
+    if n_judged * 2 < windows.len() {
+        println!(
+            "WARNING: only {n_judged} of {} stretches could be judged; the machine's speed moved a lot",
+            windows.len()
+        );
+    }
+    // The latencies and counts reported are those of the judged stretches.
+    for (i, lat) in samples {
+        if is_judged[i] {
+            s.signed_in += 1;
+            s.lat_us.push(lat);
+        } else {
+            s.outside_ok += 1;
+        }
+    }
+    let (flows, allowed, active) = judged;
+    let bound = allowed / active;
+    let ratio = flows as f64 / allowed * 100.0;
+    let ratio_all = every.0 as f64 / every.1 * 100.0;
+    shares.sort_by(f64::total_cmp);
     println!(
-        "paired: {flows} flows in {} stretches of load ({active:.1} s, each until its last flow \
-         completed) against {allowed:.1} that argon2id alone allowed in them = {ratio:.1}% (stretches: \
-         min {:.1}%, median {:.1}%, max {:.1}%)",
+        "paired: {flows} flows in the {n_judged} judged stretches of {} ({active:.1} s of load, each until \
+         its last flow completed) against {allowed:.1} that argon2id alone allowed in them = {ratio:.1}% \
+         (stretches: min {:.1}%, median {:.1}%, max {:.1}%); all stretches: {} flows against {:.1} = \
+         {ratio_all:.1}%",
         windows.len(),
-        ratios.first().copied().unwrap_or(0.0),
-        ratios.get(ratios.len() / 2).copied().unwrap_or(0.0),
-        ratios.last().copied().unwrap_or(0.0),
+        shares.first().copied().unwrap_or(0.0),
+        shares.get(shares.len() / 2).copied().unwrap_or(0.0),
+        shares.last().copied().unwrap_or(0.0),
+        every.0,
+        every.1,
     );
     let signed_in = s.signed_in;
     report(
@@ -1103,9 +1154,11 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
         s,
         &format!(
             " sign_ins={signed_in} loadgen_cpu_pct={loadgen_cpu:.0} flows_since_mark={since_first} \
-             probes={} probe_medians_ms={} bound_per_s={bound:.2} ratio_pct={ratio:.2}",
+             probes={} probe_medians_ms={} judged={n_judged}/{} bound_per_s={bound:.2} \
+             ratio_pct={ratio:.2} ratio_all_pct={ratio_all:.2}",
             medians.len(),
-            shown.join(",")
+            shown.join(","),
+            windows.len()
         ),
     );
     Ok(())
