@@ -26,7 +26,7 @@ MINT_BROWSERS=${MINT_BROWSERS:-$WORKERS} # refresh: browsers that sign in to min
 ARGON2_N=${ARGON2_N:-50}                # argon2id verifications timed for the login target (before and after)
 PROBE_EVERY=${PROBE_EVERY:-3}           # login: seconds of load between argon2id probes on the server's core (0 = none)
 PROBE_N=${PROBE_N:-15}                  # login: verifications per probe
-PROBE_AGREE=${PROBE_AGREE:-10}          # login: judge a stretch only when its two probes agree within this % (0 = all)
+PROBE_AGREE=${PROBE_AGREE:-0}           # login: judge a stretch only when its two probes agree within this % (0 = all)
 EXTRA_ENV=${EXTRA_ENV:-}                # more CUSTOS_NAME=value settings for the server and the CLI
 WEB_CLIENT_ARGS=${WEB_CLIENT_ARGS:-}    # more `custos client create` flags for the browser client
 SCENARIOS=${SCENARIOS:-all}             # all | comma/space list of: client_credentials jwks refresh login
