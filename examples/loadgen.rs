@@ -795,8 +795,7 @@ async fn refresh_mode(a: LoadArgs) -> Result<(), String> {
                     Ok(next) => {
                         rt = next;
                         if w.contains(t1) {
-                            s.lat_us
-                                .push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);
+                            s.lat_us.push(micros(t1 - t0));
                         } else {
                             s.outside_ok += 1;
                         }
@@ -853,6 +852,30 @@ async fn refresh_mode(a: LoadArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One whole flow as a new browser (no flow cookie, no session), so a sign-in every time: a flow that
+/// skips the login page is a failure. After a failed connection `b` starts on a new one.
+async fn fresh_sign_in(b: &mut Browser, c: &FlowCfg) -> Result<(), Fail> {
+    b.jar.clear();
+    match code_flow(b, c).await {
+        Ok(t) if t.signed_in => Ok(()),
+        Ok(_) => Err(Fail::Flow(
+            "authorize",
+            "no login page with a fresh jar".into(),
+        )),
+        Err(e) => {
+            if matches!(e, Fail::Io(_)) {
+                *b = Browser::new(&c.base);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A latency sample in microseconds.
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
 async fn login_mode(a: LoadArgs) -> Result<(), String> {
     let c = Arc::new(FlowCfg::new(&a.flow));
     // One flow first, outside any measurement: fail fast with a clear message if the set-up is wrong.
@@ -879,33 +902,18 @@ async fn login_mode(a: LoadArgs) -> Result<(), String> {
                 if t0 >= w.end {
                     break;
                 }
-                // A new browser: no flow cookie, no session, so a sign-in every time.
-                b.jar.clear();
                 let r = tokio::select! {
-                    r = code_flow(&mut b, &c) => r,
+                    r = fresh_sign_in(&mut b, &c) => r,
                     _ = tokio::time::sleep_until(w.end) => break,
                 };
                 let t1 = TInstant::now();
                 match r {
-                    Ok(t) if t.signed_in => {
-                        if w.contains(t1) {
-                            s.signed_in += 1;
-                            s.lat_us
-                                .push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);
-                        } else {
-                            s.outside_ok += 1;
-                        }
+                    Ok(()) if w.contains(t1) => {
+                        s.signed_in += 1;
+                        s.lat_us.push(micros(t1 - t0));
                     }
-                    Ok(_) => s.error(
-                        &Fail::Flow("authorize", "no login page with a fresh jar".into()),
-                        w.contains(t1),
-                    ),
-                    Err(e) => {
-                        s.error(&e, w.contains(t1));
-                        if matches!(e, Fail::Io(_)) {
-                            b = Browser::new(&c.base);
-                        }
-                    }
+                    Ok(()) => s.outside_ok += 1,
+                    Err(e) => s.error(&e, w.contains(t1)),
                 }
             }
             s
@@ -963,25 +971,13 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
                 // No await between reading the gate and counting the flow in: on this one-thread
                 // runtime the controller cannot see zero in flight while a flow is about to start.
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                b.jar.clear();
                 let t0 = TInstant::now();
-                let r = code_flow(&mut b, &c).await;
+                let r = fresh_sign_in(&mut b, &c).await;
                 let t1 = TInstant::now();
                 in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 match r {
-                    Ok(t) if t.signed_in => {
-                        done.push((t1, (t1 - t0).as_micros().min(u32::MAX as u128) as u32));
-                    }
-                    Ok(_) => failed.push((
-                        t1,
-                        Fail::Flow("authorize", "no login page with a fresh jar".into()),
-                    )),
-                    Err(e) => {
-                        if matches!(e, Fail::Io(_)) {
-                            b = Browser::new(&c.base);
-                        }
-                        failed.push((t1, e));
-                    }
+                    Ok(()) => done.push((t1, micros(t1 - t0))),
+                    Err(e) => failed.push((t1, e)),
                 }
             }
             (done, failed)

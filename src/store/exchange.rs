@@ -112,7 +112,7 @@ impl Store {
                 f.session_id = Some(sid.to_string());
                 let idle = secs(f.idle_ttl_secs);
                 let family = f.into_family();
-                let expires = now.saturating_add(idle).min(family.absolute_expires_at);
+                let expires = family.token_expires_at(now, idle);
                 Some((family, RefreshToken::generate()?, expires))
             }
             None => None,

@@ -112,6 +112,14 @@ pub struct RefreshFamily {
     pub revoked_reason: Option<String>,
 }
 
+impl RefreshFamily {
+    /// When a token of this family issued at `now` expires: after `idle_ttl` seconds unused, and never
+    /// after the family itself.
+    pub(super) fn token_expires_at(&self, now: i64, idle_ttl: i64) -> i64 {
+        now.saturating_add(idle_ttl).min(self.absolute_expires_at)
+    }
+}
+
 impl TryFrom<refresh_families::Model> for RefreshFamily {
     type Error = StoreError;
     fn try_from(m: refresh_families::Model) -> Result<Self, StoreError> {
@@ -586,10 +594,7 @@ impl Store {
             c.hash.into(),
             list_to_db(c.scope).into(),
             c.now.into(),
-            c.now
-                .saturating_add(c.idle_ttl)
-                .min(c.family.absolute_expires_at)
-                .into(),
+            c.family.token_expires_at(c.now, c.idle_ttl).into(),
             c.parent.map(str::to_string).into(),
         ];
         if backend == DbBackend::Postgres {
@@ -649,7 +654,7 @@ async fn insert_token(
         parent_hash: Set(parent_hash),
         scope: Set(list_to_db(scope)),
         created_at: Set(now),
-        expires_at: Set(now.saturating_add(idle_ttl).min(family.absolute_expires_at)),
+        expires_at: Set(family.token_expires_at(now, idle_ttl)),
         used_at: Set(None),
         successor_sealed: Set(None),
     })
