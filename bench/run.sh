@@ -27,6 +27,7 @@ ARGON2_N=${ARGON2_N:-50}                # argon2id verifications timed for the l
 PROBE_EVERY=${PROBE_EVERY:-3}           # login: seconds of load between argon2id probes on the server's core (0 = none)
 PROBE_N=${PROBE_N:-15}                  # login: verifications per probe
 PROBE_AGREE=${PROBE_AGREE:-0}           # login: judge a stretch only when its two probes agree within this % (0 = all)
+SIDE_EVERY_MS=${SIDE_EVERY_MS:-50}      # login: also GET the JWKS every this many ms during the load and report its latency (0 = no)
 EXTRA_ENV=${EXTRA_ENV:-}                # more CUSTOS_NAME=value settings for the server and the CLI
 WEB_CLIENT_ARGS=${WEB_CLIENT_ARGS:-}    # more `custos client create` flags for the browser client
 SCENARIOS=${SCENARIOS:-all}             # all | comma/space list of: client_credentials jwks refresh login
@@ -68,6 +69,7 @@ case "$ALG" in ES256 | RS256 | EdDSA) ;; *) die "ALG must be ES256, RS256 or EdD
 [[ "$PROBE_EVERY" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "PROBE_EVERY must be a non-negative number (seconds)"
 [[ "$PROBE_N" =~ ^[1-9][0-9]*$ ]] || die "PROBE_N must be a positive integer"
 [[ "$PROBE_AGREE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "PROBE_AGREE must be a non-negative number (percent)"
+[[ "$SIDE_EVERY_MS" =~ ^[0-9]+$ ]] || die "SIDE_EVERY_MS must be a non-negative integer (milliseconds)"
 
 SELECTED=()
 if [[ "$SCENARIOS" == all ]]; then
@@ -395,7 +397,8 @@ start_loadgen() { # mode out mark
     [[ "$mode" == refresh ]] && extra=(--browsers="$MINT_BROWSERS")
     [[ "$mode" == login && "$PROBE_EVERY" != 0 ]] && extra=(--probe-every="$PROBE_EVERY"
         --probe-cpu="$SERVER_CPU" --probe-n="$PROBE_N" --probe-memory-kib="$A2_M"
-        --probe-iterations="$A2_T" --probe-parallelism="$A2_P" --probe-agree="$PROBE_AGREE")
+        --probe-iterations="$A2_T" --probe-parallelism="$A2_P" --probe-agree="$PROBE_AGREE"
+        --side-every-ms="$SIDE_EVERY_MS")
     rm -f "$mark"
     LOADGEN_CLIENT_SECRET=$WEB_SECRET LOADGEN_PASSWORD=$BENCH_PASSWORD \
         timeout --signal=INT --kill-after=10 $((2 * d + WARMUP + 120)) \

@@ -153,6 +153,11 @@ struct ProbeArgs {
     /// also dips inside stretches whose probes agree.
     #[arg(long, default_value_t = 0.0)]
     probe_agree: f64,
+    /// While the load runs, also GET the JWKS document every this many milliseconds on a connection
+    /// of its own, and report those requests' latency: what other clients wait while sign-ins keep the
+    /// server's core busy. 0 = none.
+    #[arg(long, default_value_t = 0)]
+    side_every_ms: u64,
 }
 
 // ---- a scripted browser --------------------------------------------------------------------------------
@@ -943,6 +948,14 @@ enum Gate {
     Stop,
 }
 
+/// Waits while the load is paused; false once it stops.
+async fn may_start(gate_rx: &mut tokio::sync::watch::Receiver<Gate>) -> bool {
+    match gate_rx.wait_for(|g| *g != Gate::Pause).await {
+        Ok(g) => *g != Gate::Stop,
+        Err(_) => false,
+    }
+}
+
 /// `login` with argon2id probes: stretches of load, each followed by a drain (no new flows, those in
 /// flight finish) and a probe of the server's core while the server idles (see [`ProbeArgs`]). Only
 /// flows that complete inside a stretch count, against the time of the stretches; each stretch's bound
@@ -961,11 +974,7 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
             let mut failed: Vec<(TInstant, Fail)> = Vec::new();
             let mut b = Browser::new(&c.base);
             loop {
-                let g = match gate_rx.wait_for(|g| *g != Gate::Pause).await {
-                    Ok(g) => *g,
-                    Err(_) => Gate::Stop,
-                };
-                if g == Gate::Stop {
+                if !may_start(&mut gate_rx).await {
                     break;
                 }
                 // No await between reading the gate and counting the flow in: on this one-thread
@@ -983,6 +992,33 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
             (done, failed)
         }));
     }
+    // Requests of another kind beside the sign-ins (`--side-every-ms`), sent only while flows may start.
+    let side = (p.side_every_ms > 0).then(|| {
+        let mut gate_rx = gate_rx.clone();
+        let url = format!("{}/.well-known/jwks.json", c.base.trim_end_matches('/'));
+        let every = Duration::from_millis(p.side_every_ms);
+        tokio::spawn(async move {
+            let http = http_client();
+            let mut lat: Vec<u32> = Vec::new();
+            let mut failed: Vec<Fail> = Vec::new();
+            loop {
+                if !may_start(&mut gate_rx).await {
+                    break;
+                }
+                let t0 = TInstant::now();
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(_) => lat.push(micros(t0.elapsed())),
+                        Err(_) => failed.push(Fail::Io("jwks")),
+                    },
+                    Ok(r) => failed.push(Fail::Status("jwks", r.status().as_u16())),
+                    Err(_) => failed.push(Fail::Io("jwks")),
+                }
+                tokio::time::sleep(every).await;
+            }
+            (lat, failed)
+        })
+    });
     let drain = || async {
         let until = TInstant::now() + Duration::from_secs(60);
         while in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
@@ -1143,6 +1179,28 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
         every.0,
         every.1,
     );
+    let mut side_fields = String::new();
+    if let Some(h) = side {
+        let (mut lat, failed) = h.await.map_err(|e| e.to_string())?;
+        for e in &failed {
+            s.error(e, true);
+        }
+        lat.sort_unstable();
+        let (p50, p90, p99) = (pct(&lat, 50.0), pct(&lat, 90.0), pct(&lat, 99.0));
+        let max = lat.last().map_or(0.0, |&v| v as f64 / 1000.0);
+        println!(
+            "beside the sign-ins: {} GET /.well-known/jwks.json, one every {} ms on a connection of \
+             their own, while flows could start: latency ms p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  \
+             max {max:.2}; {} failed",
+            lat.len(),
+            p.side_every_ms,
+            failed.len()
+        );
+        side_fields = format!(
+            " side_n={} side_p50_ms={p50:.3} side_p99_ms={p99:.3} side_max_ms={max:.3}",
+            lat.len()
+        );
+    }
     let signed_in = s.signed_in;
     report(
         "login",
@@ -1152,7 +1210,7 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
         &format!(
             " sign_ins={signed_in} loadgen_cpu_pct={loadgen_cpu:.0} flows_since_mark={since_first} \
              probes={} probe_medians_ms={} judged={n_judged}/{} bound_per_s={bound:.2} \
-             ratio_pct={ratio:.2} ratio_all_pct={ratio_all:.2}",
+             ratio_pct={ratio:.2} ratio_all_pct={ratio_all:.2}{side_fields}",
             medians.len(),
             shown.join(","),
             windows.len()

@@ -37,9 +37,8 @@ pub struct AppState {
     /// An argon2id hash of nothing, made on first use with the configured parameters: unknown emails
     /// are checked against it so that they cost what a real check costs.
     pub dummy_hash: Arc<tokio::sync::OnceCell<String>>,
-    /// Password hashing runs at most once per core at a time: argon2id is memory-hard (19 MiB at the
-    /// OWASP parameters), so more at once only adds memory and cache misses; the rest wait their turn.
-    pub password_slots: Arc<tokio::sync::Semaphore>,
+    /// Runs password hashes: at most one per core at a time, in place or on the blocking pool.
+    pub hasher: Arc<crate::identity::password::Hasher>,
     /// Delivers queued mail (`mail_transport`: the outbox folder or SMTP).
     pub mailer: Arc<dyn crate::mail::Mailer>,
     /// Wakes this replica's back-channel logout deliverer when a session end queued notices.
@@ -155,6 +154,9 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
     ));
     let mailer =
         crate::mail::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
+    let hasher = Arc::new(crate::identity::password::Hasher::new(
+        settings.raw.password_hashing,
+    ));
     Ok(AppState {
         settings,
         store,
@@ -166,11 +168,7 @@ pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, 
         jwks_cache_control,
         keys,
         dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
-        password_slots: Arc::new(tokio::sync::Semaphore::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        )),
+        hasher,
         mailer,
         backchannel: Arc::new(tokio::sync::Notify::new()),
         csrf_key: kek.derive_hmac_key(crate::http::csrf::KEY_LABEL),

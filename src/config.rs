@@ -45,6 +45,7 @@ const KEYS: &[&str] = &[
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
+    "password_hashing",
     "max_body_bytes",
     "ephemeral_max_entries",
     "trusted_proxies",
@@ -113,6 +114,17 @@ pub enum SmtpTls {
     Implicit,
     /// No TLS at all: only for a relay on the same host or a test server.
     None,
+}
+
+/// Where the server computes password hashes (see `identity::password::Hasher`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordHashing {
+    /// In place on a one-core server (a single runtime worker), on the blocking pool otherwise.
+    Auto,
+    /// Always on tokio's blocking pool: on one core, other requests are answered while a hash runs
+    /// (they preempt it), at the price of fewer sign-ins per second.
+    Pool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -204,6 +216,8 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// `auto` (default): hash in place on a one-core server, on the blocking pool otherwise; `pool`.
+    pub password_hashing: PasswordHashing,
     pub max_body_bytes: usize,
     pub ephemeral_max_entries: usize,
     /// Comma-separated CIDRs (or addresses) of the reverse proxies whose `Forwarded` /
@@ -280,6 +294,7 @@ impl Default for Config {
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            password_hashing: PasswordHashing::Auto,
             max_body_bytes: 64 * 1024,
             ephemeral_max_entries: 1_000_000,
             trusted_proxies: String::new(),

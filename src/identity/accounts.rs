@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::password::{self, HashParams};
+use super::password::HashParams;
 use super::policy::{self, Weakness};
 use super::tokens::{self, INVITE_TTL_SECS, RESET_TTL_SECS, VERIFY_TTL_SECS};
 use super::{bruteforce, normalize_email};
@@ -143,11 +143,11 @@ pub async fn register(
         return Ok(RegisterOutcome::Invalid(errors));
     }
     // Hash before knowing whether the address is taken: both answers cost the same.
-    let hash = {
-        let _slot = state.password_slots.acquire().await;
-        password::hash(f.password, HashParams::from_config(cfg)).await
-    }
-    .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
+    let hash = state
+        .hasher
+        .hash(f.password, HashParams::from_config(cfg))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
     if cfg.registration == Registration::Invite {
         let used = match tokens::parse(TokenKind::Invite, f.invite.as_deref().unwrap_or("")) {
             Some(h) => state
@@ -516,11 +516,11 @@ pub async fn reset_password(
     if let Err(w) = policy::check(&state.settings.raw, &pw, &[&user.email, &user.name]).await {
         return Ok(ResetOutcome::Weak(w));
     }
-    let hash = {
-        let _slot = state.password_slots.acquire().await;
-        password::hash(pw, HashParams::from_config(&state.settings.raw)).await
-    }
-    .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
+    let hash = state
+        .hasher
+        .hash(pw, HashParams::from_config(&state.settings.raw))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
     let now = state.clock.now();
     let Some(h) = tokens::parse(TokenKind::ResetPassword, raw) else {
         return Ok(ResetOutcome::Invalid);
@@ -611,12 +611,7 @@ pub async fn verify_current(
         bruteforce::Gate::Locked { .. } => return Ok(Current::Locked),
     };
     let stored = user.password_hash.clone().unwrap_or_default();
-    let ok = {
-        let _slot = state.password_slots.acquire().await;
-        tokio::task::spawn_blocking(move || password::verify_blocking(&pw, &stored))
-            .await
-            .unwrap_or(false)
-    };
+    let ok = state.hasher.verify(pw, stored).await;
     if ok {
         bruteforce::succeeded(state, &attempt).await?;
         return Ok(Current::Right);
@@ -673,11 +668,11 @@ pub async fn change_password(
     if let Err(w) = policy::check(&state.settings.raw, &new, &[&user.email, &user.name]).await {
         return Ok(ChangeOutcome::Weak(w));
     }
-    let hash = {
-        let _slot = state.password_slots.acquire().await;
-        password::hash(new, HashParams::from_config(&state.settings.raw)).await
-    }
-    .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
+    let hash = state
+        .hasher
+        .hash(new, HashParams::from_config(&state.settings.raw))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("password hashing: {e}")))?;
     state.store.set_password_hash(&user.id, &hash, now).await?;
     let sessions =
         crate::session::end_user_sessions(state, &user.id, Some(keep_sid), PASSWORD_CHANGED)

@@ -24,7 +24,7 @@ pub async fn dummy_hash(state: &AppState) -> String {
         .dummy_hash
         .get_or_init(|| async move {
             let pw = Zeroizing::new(crate::clients::random_token(24));
-            password::hash(pw, params).await.unwrap_or_default()
+            state.hasher.hash(pw, params).await.unwrap_or_default()
         })
         .await
         .clone()
@@ -129,13 +129,7 @@ pub async fn password_login(
         Some(h) => h,
         None => dummy_hash(state).await,
     };
-    let pw2 = pw.clone();
-    let ok = {
-        let _slot = state.password_slots.acquire().await;
-        tokio::task::spawn_blocking(move || password::verify_blocking(&pw2, &stored))
-            .await
-            .unwrap_or(false)
-    };
+    let ok = state.hasher.verify(pw.clone(), stored).await;
     let now = state.clock.now();
     match user {
         Some(u) if ok && !u.disabled => {
@@ -146,10 +140,7 @@ pub async fn password_login(
                 .is_some_and(|h| password::needs_rehash(h, params))
             {
                 let from = u.password_hash.as_deref().map(scheme_of).unwrap_or("none");
-                let rehashed = {
-                    let _slot = state.password_slots.acquire().await;
-                    password::hash(pw, params).await
-                };
+                let rehashed = state.hasher.hash(pw, params).await;
                 if let Ok(h) = rehashed {
                     state.store.set_password_hash(&u.id, &h, now).await?;
                     audit::record(

@@ -1,11 +1,12 @@
-//! Password hashing: argon2id with the configured parameters, always on a blocking thread.
+//! Password hashing: argon2id with the configured parameters, run through a [`Hasher`] (at most one
+//! hash per core at a time, in place or on tokio's blocking pool; see [`PasswordHashing`]).
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-use crate::config::Config;
+use crate::config::{Config, PasswordHashing};
 
 pub const MIN_LEN: usize = 12;
 pub const MAX_LEN: usize = 1024;
@@ -59,10 +60,112 @@ pub fn hash_blocking(pw: &str, params: HashParams) -> Result<String, PasswordErr
         .map_err(|_| PasswordError::Hash)
 }
 
+/// Hashes on tokio's blocking pool, outside any [`Hasher`] (the CLI).
 pub async fn hash(pw: Zeroizing<String>, params: HashParams) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || hash_blocking(&pw, params))
         .await
         .map_err(|_| PasswordError::Hash)?
+}
+
+/// The process-wide half of hashing in place (see [`Hasher`]), for `custos serve` to call before its
+/// runtime starts so that every thread it creates inherits it: on a one-core server with
+/// `password_hashing = "auto"`, the calling thread moves to Linux's `SCHED_BATCH` policy (same priority,
+/// same share of the core). The wake-ups of the server's threads then no longer preempt what runs on
+/// the core. Above all, sqlx's SQLite thread, woken by a query sent just before the next hash, waits for
+/// the end of the time slice instead of interrupting that hash; the runtime thread could not take its
+/// result before the hash ends anyway. Returns whether the policy was set (never off Linux).
+pub fn batch_scheduling_for_in_place_hashing(
+    mode: PasswordHashing,
+    cores: usize,
+) -> std::io::Result<bool> {
+    if mode != PasswordHashing::Auto || cores != 1 {
+        return Ok(false);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param that the call only reads; pid 0 is the calling thread.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok(false)
+}
+
+/// Where the server's password hashes run, and how many at once.
+///
+/// At most one hash per core runs at a time: argon2id is memory-hard (19 MiB at the OWASP parameters),
+/// so more at once only adds memory and cache misses; the rest wait their turn.
+///
+/// A hash runs either on tokio's blocking pool or in place, on the runtime thread that asked for it
+/// (`password_hashing`, see [`PasswordHashing`]). In place is the default when the runtime has a
+/// single worker, i.e. the server has one core:
+/// - there is no other core for the blocking thread to run on, so handing the hash over only lets the
+///   runtime thread preempt it, about twenty times per sign-in, each time with cold caches on both
+///   sides. That cost about 4 % of the sign-ins per second in `bench/run.sh`;
+/// - in place, the requests that arrive during a hash wait for it (up to one hash, about 13 ms at
+///   the OWASP parameters), then run back to back. Each hash is preceded by a yield, so the runtime
+///   polls its sockets and runs whatever is ready between two hashes, never several hashes in a row.
+pub struct Hasher {
+    slots: tokio::sync::Semaphore,
+    in_place: bool,
+}
+
+impl Hasher {
+    /// For the current tokio runtime (the number of its workers decides `auto`).
+    pub fn new(mode: PasswordHashing) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(cores);
+        Hasher {
+            slots: tokio::sync::Semaphore::new(cores),
+            in_place: match mode {
+                PasswordHashing::Auto => workers == 1,
+                PasswordHashing::Pool => false,
+            },
+        }
+    }
+
+    /// True when hashes run on the runtime thread itself.
+    pub fn in_place(&self) -> bool {
+        self.in_place
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _slot = self.slots.acquire().await.ok()?;
+        if self.in_place {
+            // Lets the runtime poll its sockets and run what is ready before the hash holds the
+            // thread: otherwise the next sign-in woken by this slot's release would hash right after,
+            // and a request arriving meanwhile would wait for every hash queued before it.
+            tokio::task::yield_now().await;
+            Some(f())
+        } else {
+            tokio::task::spawn_blocking(f).await.ok()
+        }
+    }
+
+    /// [`verify_blocking`] in its turn; false when the check could not run.
+    pub async fn verify(&self, pw: Zeroizing<String>, stored: String) -> bool {
+        self.run(move || verify_blocking(&pw, &stored))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// [`hash_blocking`] in its turn.
+    pub async fn hash(
+        &self,
+        pw: Zeroizing<String>,
+        params: HashParams,
+    ) -> Result<String, PasswordError> {
+        self.run(move || hash_blocking(&pw, params))
+            .await
+            .ok_or(PasswordError::Hash)?
+    }
 }
 
 /// True when the stored hash is not argon2id or uses weaker parameters than configured.
@@ -284,6 +387,68 @@ mod memory_pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CHEAP: HashParams = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    /// Hashes, then checks the right and a wrong password, through `h`.
+    async fn round_trip(h: &Hasher) {
+        let phc = h
+            .hash(Zeroizing::new("through the hasher".into()), CHEAP)
+            .await
+            .unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(
+            h.verify(Zeroizing::new("through the hasher".into()), phc.clone())
+                .await
+        );
+        assert!(
+            !h.verify(Zeroizing::new("through the hashes".into()), phc)
+                .await
+        );
+        assert!(
+            !h.verify(Zeroizing::new("x".into()), "not a hash".into())
+                .await
+        );
+    }
+
+    #[tokio::test]
+    async fn a_single_worker_runtime_hashes_in_place_unless_told_pool() {
+        let auto = Hasher::new(PasswordHashing::Auto);
+        assert!(auto.in_place());
+        round_trip(&auto).await;
+        let pool = Hasher::new(PasswordHashing::Pool);
+        assert!(!pool.in_place());
+        round_trip(&pool).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_multi_worker_runtime_hashes_on_the_blocking_pool() {
+        let auto = Hasher::new(PasswordHashing::Auto);
+        assert!(!auto.in_place());
+        round_trip(&auto).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn batch_scheduling_only_for_auto_on_one_core() {
+        assert!(!batch_scheduling_for_in_place_hashing(PasswordHashing::Pool, 1).unwrap());
+        assert!(!batch_scheduling_for_in_place_hashing(PasswordHashing::Auto, 2).unwrap());
+        // On a thread of its own: the policy belongs to the calling thread (and its future children).
+        let (set, policy) = std::thread::spawn(|| {
+            let set = batch_scheduling_for_in_place_hashing(PasswordHashing::Auto, 1).unwrap();
+            // SAFETY: reads the calling thread's policy; no pointers involved.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            (set, policy)
+        })
+        .join()
+        .unwrap();
+        assert!(set);
+        assert_eq!(policy, libc::SCHED_BATCH);
+    }
 
     #[test]
     fn hash_and_verify() {

@@ -392,7 +392,7 @@ fn bad_configuration_exits_before_binding() {
     let listen = held.local_addr().unwrap().to_string();
     let file = d.join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let cases: [(&str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &[&str]); 5] = [
         ("CUSTOS_ISSUER", "not a url", &["`issuer`", "not a url"]),
         (
             "CUSTOS_LOG_LEVEL",
@@ -408,6 +408,11 @@ fn bad_configuration_exits_before_binding() {
             "CUSTOS_ACCESS_TOKEN_ALG",
             "HS256",
             &["`access_token_alg`", "HS256", "ES256"],
+        ),
+        (
+            "CUSTOS_PASSWORD_HASHING",
+            "threads",
+            &["PASSWORD_HASHING", "threads", "`auto`", "`pool`"],
         ),
     ];
     for (key, value, expect) in cases {
