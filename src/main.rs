@@ -4,7 +4,6 @@ use tracing_subscriber::EnvFilter;
 use custos::app;
 use custos::cli::{self, Cli, Command};
 use custos::config::{LogFormat, Settings};
-use custos::identity::password;
 
 fn init_logging(s: &Settings) {
     let filter = EnvFilter::new(format!(
@@ -25,39 +24,14 @@ fn exit(f: cli::Failure) -> ! {
     std::process::exit(f.code)
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let settings = cli::load_settings(&cli).unwrap_or_else(|f| exit(f));
-    let command = cli.command.unwrap_or(Command::Serve);
-    if matches!(command, Command::Serve) {
-        init_logging(&settings);
-        // Before the runtime exists, so that all its threads inherit the policy.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match password::batch_scheduling_for_in_place_hashing(settings.raw.password_hashing, cores)
-        {
-            Ok(true) => tracing::info!(
-                "one core: password hashes run in place, threads under SCHED_BATCH (password_hashing = \"auto\")"
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot set SCHED_BATCH; scheduling unchanged"),
-        }
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| {
-            exit(cli::Failure {
-                code: 1,
-                message: format!("cannot start the async runtime: {e}"),
-            })
-        });
-    runtime.block_on(run(command, settings));
-}
-
-async fn run(command: Command, settings: Settings) {
-    match command {
+    match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            init_logging(&settings);
             let listen = settings.listen;
             let state = app::build_state(settings, app::Options::default())
                 .await

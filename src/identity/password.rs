@@ -67,33 +67,6 @@ pub async fn hash(pw: Zeroizing<String>, params: HashParams) -> Result<String, P
         .map_err(|_| PasswordError::Hash)?
 }
 
-/// The process-wide half of hashing in place (see [`Hasher`]), for `custos serve` to call before its
-/// runtime starts so that every thread it creates inherits it: on a one-core server with
-/// `password_hashing = "auto"`, the calling thread moves to Linux's `SCHED_BATCH` policy (same priority,
-/// same share of the core). The wake-ups of the server's threads then no longer preempt what runs on
-/// the core. Above all, sqlx's SQLite thread, woken by a query sent just before the next hash, waits for
-/// the end of the time slice instead of interrupting that hash; the runtime thread could not take its
-/// result before the hash ends anyway. Returns whether the policy was set (never off Linux).
-pub fn batch_scheduling_for_in_place_hashing(
-    mode: PasswordHashing,
-    cores: usize,
-) -> std::io::Result<bool> {
-    if mode != PasswordHashing::Auto || cores != 1 {
-        return Ok(false);
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param that the call only reads; pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(true)
-    }
-    #[cfg(not(target_os = "linux"))]
-    Ok(false)
-}
-
 /// Where the server's password hashes run, and how many at once.
 ///
 /// At most one hash per core runs at a time: argon2id is memory-hard (19 MiB at the OWASP parameters),
@@ -102,12 +75,14 @@ pub fn batch_scheduling_for_in_place_hashing(
 /// A hash runs either on tokio's blocking pool or in place, on the runtime thread that asked for it
 /// (`password_hashing`, see [`PasswordHashing`]). In place is the default when the runtime has a
 /// single worker, i.e. the server has one core:
-/// - there is no other core for the blocking thread to run on, so handing the hash over only lets the
-///   runtime thread preempt it, about twenty times per sign-in, each time with cold caches on both
-///   sides. That cost about 4 % of the sign-ins per second in `bench/run.sh`;
-/// - in place, the requests that arrive during a hash wait for it (up to one hash, about 13 ms at
-///   the OWASP parameters), then run back to back. Each hash is preceded by a yield, so the runtime
-///   polls its sockets and runs whatever is ready between two hashes, never several hashes in a row.
+/// - there is no other core for a blocking thread to run on, so handing the hash over only lets the
+///   runtime thread and sqlx's SQLite thread preempt it, about ten times per sign-in, each time with
+///   cold caches on both sides. In place, a hash runs from start to end in one go: about 2 % more
+///   sign-ins per second in `bench/run.sh`;
+/// - the price: requests that arrive during a hash wait for it (up to one hash, about 13 ms at the
+///   OWASP parameters). Each hash is preceded by a yield, so the runtime polls its sockets and runs
+///   whatever is ready between two hashes, never several hashes in a row (without it, a request
+///   could wait for a dozen).
 pub struct Hasher {
     slots: tokio::sync::Semaphore,
     in_place: bool,
@@ -141,7 +116,11 @@ impl Hasher {
         if self.in_place {
             // Lets the runtime poll its sockets and run what is ready before the hash holds the
             // thread: otherwise the next sign-in woken by this slot's release would hash right after,
-            // and a request arriving meanwhile would wait for every hash queued before it.
+            // and a request arriving meanwhile would wait for every hash queued before it. Twice: the
+            // first yield's wake-up puts this task in tokio's LIFO slot, ahead of the requests the
+            // socket poll just found; after the second, they run first (measured: a JWKS request
+            // beside a sign-in storm waited 26–29 ms at the median with one yield, 11 ms with two).
+            tokio::task::yield_now().await;
             tokio::task::yield_now().await;
             Some(f())
         } else {
@@ -430,24 +409,6 @@ mod tests {
         let auto = Hasher::new(PasswordHashing::Auto);
         assert!(!auto.in_place());
         round_trip(&auto).await;
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn batch_scheduling_only_for_auto_on_one_core() {
-        assert!(!batch_scheduling_for_in_place_hashing(PasswordHashing::Pool, 1).unwrap());
-        assert!(!batch_scheduling_for_in_place_hashing(PasswordHashing::Auto, 2).unwrap());
-        // On a thread of its own: the policy belongs to the calling thread (and its future children).
-        let (set, policy) = std::thread::spawn(|| {
-            let set = batch_scheduling_for_in_place_hashing(PasswordHashing::Auto, 1).unwrap();
-            // SAFETY: reads the calling thread's policy; no pointers involved.
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            (set, policy)
-        })
-        .join()
-        .unwrap();
-        assert!(set);
-        assert_eq!(policy, libc::SCHED_BATCH);
     }
 
     #[test]
