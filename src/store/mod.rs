@@ -595,8 +595,8 @@ impl Store {
     }
 }
 
-fn audit_insert(e: &AuditEvent) -> sea_orm::Insert<audit_events::ActiveModel> {
-    audit_events::Entity::insert(audit_events::ActiveModel {
+fn audit_model(e: &AuditEvent) -> audit_events::ActiveModel {
+    audit_events::ActiveModel {
         id: Set(e.id.clone()),
         at: Set(e.at),
         kind: Set(e.kind.clone()),
@@ -605,7 +605,17 @@ fn audit_insert(e: &AuditEvent) -> sea_orm::Insert<audit_events::ActiveModel> {
         client_id: Set(e.client_id.clone()),
         ip: Set(e.ip.clone()),
         details: Set(e.details.to_string()),
-    })
+    }
+}
+
+fn audit_insert(e: &AuditEvent) -> sea_orm::Insert<audit_events::ActiveModel> {
+    audit_events::Entity::insert(audit_model(e))
+}
+
+/// All of `events` in one multi-row `INSERT`: one statement (on SQLite one result handed back by
+/// sqlx's worker thread, on Postgres one round trip) instead of one per event.
+fn audit_insert_all(events: &[AuditEvent]) -> sea_orm::InsertMany<audit_events::ActiveModel> {
+    audit_events::Entity::insert_many(events.iter().map(audit_model))
 }
 
 /// A SQLite transaction written out as one multi-statement script (`?` placeholders, bound in order),

@@ -244,8 +244,8 @@ impl Store {
         if limit == 0 && self.is_sqlite() {
             let mut script = Script::begin();
             script.push(session_insert(s).build(DbBackend::Sqlite));
-            for e in events {
-                script.push(super::audit_insert(e).build(DbBackend::Sqlite));
+            if !events.is_empty() {
+                script.push(super::audit_insert_all(events).build(DbBackend::Sqlite));
             }
             self.sqlite_script(script.commit()).await?;
             return Ok(Vec::new());
@@ -265,8 +265,10 @@ impl Store {
         let user_id = s.user_id.clone();
         let now = s.now;
         session_insert(s).exec_without_returning(&txn).await?;
-        for e in events {
-            super::audit_insert(e).exec_without_returning(&txn).await?;
+        if !events.is_empty() {
+            super::audit_insert_all(events)
+                .exec_without_returning(&txn)
+                .await?;
         }
         let mut ended = Vec::new();
         if limit > 0 {
