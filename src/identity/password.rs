@@ -1,5 +1,5 @@
 //! Password hashing: argon2id with the configured parameters, run through a [`Hasher`] (at most one
-//! hash per core at a time, in place or on tokio's blocking pool; see [`PasswordHashing`]).
+//! hash per core at a time, on tokio's blocking pool or in place; see [`PasswordHashing`]).
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
@@ -72,24 +72,24 @@ pub async fn hash(pw: Zeroizing<String>, params: HashParams) -> Result<String, P
 /// At most one hash per core runs at a time: argon2id is memory-hard (19 MiB at the OWASP parameters),
 /// so more at once only adds memory and cache misses; the rest wait their turn.
 ///
-/// A hash runs either on tokio's blocking pool or in place, on the runtime thread that asked for it
-/// (`password_hashing`, see [`PasswordHashing`]). In place is the default when the runtime has a
-/// single worker, i.e. the server has one core:
-/// - there is no other core for a blocking thread to run on, so handing the hash over only lets the
-///   runtime thread and sqlx's SQLite thread preempt it, about ten times per sign-in, each time with
-///   cold caches on both sides. In place, a hash runs from start to end in one go: about 2 % more
-///   sign-ins per second in `bench/run.sh`;
+/// A hash runs on tokio's blocking pool, or, with `password_hashing = "in_place"` (see
+/// [`PasswordHashing`]) on a server whose runtime has a single worker (one core), in place on the
+/// runtime thread that asked for it:
+/// - on one core a blocking thread has no core of its own, so the runtime thread and sqlx's SQLite
+///   thread preempt it about ten times per sign-in, each time with cold caches on both sides. In
+///   place, a hash runs from start to end in one go: one or two points more sign-ins per second in
+///   `bench/run.sh` when sign-ins saturate the core, nothing when they do not;
 /// - the price: requests that arrive during a hash wait for it (up to one hash, about 13 ms at the
-///   OWASP parameters). Each hash is preceded by a yield, so the runtime polls its sockets and runs
-///   whatever is ready between two hashes, never several hashes in a row (without it, a request
-///   could wait for a dozen).
+///   OWASP parameters). That is why it is not the default. Each hash is preceded by yields, so the
+///   runtime polls its sockets and runs whatever is ready between two hashes, never several hashes
+///   in a row (without them, a request could wait for a dozen).
 pub struct Hasher {
     slots: tokio::sync::Semaphore,
     in_place: bool,
 }
 
 impl Hasher {
-    /// For the current tokio runtime (the number of its workers decides `auto`).
+    /// For the current tokio runtime (in place needs it to have a single worker).
     pub fn new(mode: PasswordHashing) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -99,10 +99,7 @@ impl Hasher {
             .unwrap_or(cores);
         Hasher {
             slots: tokio::sync::Semaphore::new(cores),
-            in_place: match mode {
-                PasswordHashing::Auto => workers == 1,
-                PasswordHashing::Pool => false,
-            },
+            in_place: mode == PasswordHashing::InPlace && workers == 1,
         }
     }
 
@@ -395,10 +392,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_single_worker_runtime_hashes_in_place_unless_told_pool() {
-        let auto = Hasher::new(PasswordHashing::Auto);
-        assert!(auto.in_place());
-        round_trip(&auto).await;
+    async fn a_single_worker_runtime_hashes_in_place_only_when_told() {
+        let in_place = Hasher::new(PasswordHashing::InPlace);
+        assert!(in_place.in_place());
+        round_trip(&in_place).await;
         let pool = Hasher::new(PasswordHashing::Pool);
         assert!(!pool.in_place());
         round_trip(&pool).await;
@@ -406,9 +403,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_multi_worker_runtime_hashes_on_the_blocking_pool() {
-        let auto = Hasher::new(PasswordHashing::Auto);
-        assert!(!auto.in_place());
-        round_trip(&auto).await;
+        let in_place = Hasher::new(PasswordHashing::InPlace);
+        assert!(!in_place.in_place());
+        round_trip(&in_place).await;
     }
 
     #[test]

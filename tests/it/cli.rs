@@ -412,7 +412,7 @@ fn bad_configuration_exits_before_binding() {
         (
             "CUSTOS_PASSWORD_HASHING",
             "threads",
-            &["PASSWORD_HASHING", "threads", "`auto`", "`pool`"],
+            &["PASSWORD_HASHING", "threads", "`pool`", "`in_place`"],
         ),
     ];
     for (key, value, expect) in cases {
