@@ -678,6 +678,16 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
     sorted[i.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
+/// p50, p90, p99 and max of sorted microsecond samples, in milliseconds.
+fn spread(sorted: &[u32]) -> (f64, f64, f64, f64) {
+    (
+        pct(sorted, 50.0),
+        pct(sorted, 90.0),
+        pct(sorted, 99.0),
+        sorted.last().map_or(0.0, |&v| v as f64 / 1000.0),
+    )
+}
+
 fn report(mode: &str, workers: usize, duration: f64, mut s: Stats, extra: &str) {
     s.lat_us.sort_unstable();
     let n = s.lat_us.len();
@@ -687,12 +697,7 @@ fn report(mode: &str, workers: usize, duration: f64, mut s: Stats, extra: &str) 
     } else {
         s.lat_us.iter().map(|&v| v as f64).sum::<f64>() / n as f64 / 1000.0
     };
-    let (p50, p90, p99, max) = (
-        pct(&s.lat_us, 50.0),
-        pct(&s.lat_us, 90.0),
-        pct(&s.lat_us, 99.0),
-        s.lat_us.last().map_or(0.0, |&v| v as f64 / 1000.0),
-    );
+    let (p50, p90, p99, max) = spread(&s.lat_us);
     let unit = if mode == "login" { "flows" } else { "requests" };
     println!(
         "{mode}: {n} {unit} in {duration:.1} s with {workers} workers = {rate:.1} {unit}/s \
@@ -1186,8 +1191,7 @@ async fn login_paired(a: LoadArgs, c: Arc<FlowCfg>) -> Result<(), String> {
             s.error(e, true);
         }
         lat.sort_unstable();
-        let (p50, p90, p99) = (pct(&lat, 50.0), pct(&lat, 90.0), pct(&lat, 99.0));
-        let max = lat.last().map_or(0.0, |&v| v as f64 / 1000.0);
+        let (p50, p90, p99, max) = spread(&lat);
         println!(
             "beside the sign-ins: {} GET /.well-known/jwks.json, one every {} ms on a connection of \
              their own, while flows could start: latency ms p50 {p50:.2}  p90 {p90:.2}  p99 {p99:.2}  \

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::app;
 use crate::clients::{self, NewClient};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Alg, Config, Settings};
+use crate::config::{Alg, Config, PasswordHashing, Settings};
 use crate::identity::{self, password};
 use crate::keys::rotation::KeyAdmin;
 use crate::keys::seal::Kek;
@@ -781,7 +781,9 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
                 return Err(fail(1, "name: must be 1-200 characters"));
             }
             let pw = read_password(password_stdin)?;
-            let hash = password::hash(pw, params).await?;
+            let hash = password::Hasher::new(PasswordHashing::Pool)
+                .hash(pw, params)
+                .await?;
             let u = User {
                 id: uuid::Uuid::new_v4().to_string(),
                 email,
@@ -834,7 +836,9 @@ async fn user(settings: Settings, cmd: UserCmd, now: i64) -> Result<(), Failure>
                 .await?
                 .ok_or_else(|| fail(1, format!("no user <{email}>")))?;
             let pw = read_password(password_stdin)?;
-            let hash = password::hash(pw, params).await?;
+            let hash = password::Hasher::new(PasswordHashing::Pool)
+                .hash(pw, params)
+                .await?;
             store.set_password_hash(&u.id, &hash, now).await?;
             crate::audit::record(
                 &store,

@@ -60,13 +60,6 @@ pub fn hash_blocking(pw: &str, params: HashParams) -> Result<String, PasswordErr
         .map_err(|_| PasswordError::Hash)
 }
 
-/// Hashes on tokio's blocking pool, outside any [`Hasher`] (the CLI).
-pub async fn hash(pw: Zeroizing<String>, params: HashParams) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || hash_blocking(&pw, params))
-        .await
-        .map_err(|_| PasswordError::Hash)?
-}
-
 /// Where the server's password hashes run, and how many at once.
 ///
 /// At most one hash per core runs at a time: argon2id is memory-hard (19 MiB at the OWASP parameters),
