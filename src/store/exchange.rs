@@ -12,12 +12,13 @@
 //! from a share-locked session row, so a session being ended either is seen ended here or waits for
 //! this transaction and then revokes and notifies what it wrote.
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use super::entity::users;
 use super::refresh::secs;
 use super::{
-    NewRefreshFamily, RefreshFamily, RefreshToken, Script, Store, StoreError, User, list_to_db,
+    NewRefreshFamily, RefreshFamily, RefreshToken, Script, ScriptRow, Store, StoreError, User,
+    list_to_db,
 };
 
 /// The outcome of [`Store::record_code_exchange`].
@@ -118,7 +119,7 @@ impl Store {
             None => None,
         };
         let row = if self.is_sqlite() {
-            let mut script = Script::begin();
+            let mut script = Script::new();
             script.push_sql(
                 SQLITE_SESSION_CLIENT,
                 [sid.into(), client_id.into(), now.into(), sid.into()],
@@ -152,10 +153,7 @@ impl Store {
                 );
             }
             script.push_sql(OUTCOME, [sid.into(), user_id.into()]);
-            self.sqlite_script(script.commit())
-                .await?
-                .into_iter()
-                .next()
+            self.sqlite_script(script).await?.into_iter().next()
         } else {
             let mut values: Vec<Value> =
                 vec![sid.into(), client_id.into(), now.into(), user_id.into()];
@@ -183,23 +181,24 @@ impl Store {
                     values,
                 ))
                 .await?
+                .map(ScriptRow::Sqlx)
         };
         outcome(row, refresh.map(|(f, t, _)| (f, t)))
     }
 }
 
 fn outcome(
-    row: Option<QueryResult>,
+    row: Option<ScriptRow>,
     refresh: Option<(RefreshFamily, RefreshToken)>,
 ) -> Result<Exchange, StoreError> {
     let Some(row) = row else {
         return Ok(Exchange::AccountInactive);
     };
-    let user = User::from(users::Model::from_query_result(&row, "")?);
+    let user = User::from(row.model::<users::Entity>()?);
     if user.disabled {
         return Ok(Exchange::AccountInactive);
     }
-    let open: bool = row.try_get("", "is_open")?;
+    let open = row.flag("is_open")?;
     if !open {
         return Ok(Exchange::SessionEnded);
     }

@@ -68,7 +68,7 @@ pub(super) async fn insert<C: ConnectionTrait>(db: &C, k: &KeyRow) -> Result<(),
 /// A key-state change in progress; nothing is visible to others until `commit`.
 pub struct KeyTxn {
     txn: DatabaseTransaction,
-    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _gate: Option<super::WriteGuard>,
 }
 
 /// The state a key moves to, with the time column that records it.

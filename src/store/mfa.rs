@@ -7,7 +7,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 
 use super::entity::{mfa_recovery_codes, mfa_totp, user_roles, users};
 use super::{
-    SecretHash, Store, StoreError, User, is_unique_violation, list_from_db, list_to_db, numbered,
+    ScriptRow, SecretHash, Store, StoreError, User, is_unique_violation, list_from_db, list_to_db,
+    numbered,
 };
 
 /// An active TOTP enrolment.
@@ -64,7 +65,7 @@ impl Store {
         &self,
         email: &str,
     ) -> Result<Option<(User, SecondFactors)>, StoreError> {
-        use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+        use sea_orm::{ConnectionTrait, DbBackend, Statement};
         static PG_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let backend = self.db.get_database_backend();
         let sql = if backend == DbBackend::Postgres {
@@ -74,23 +75,22 @@ impl Store {
         } else {
             USER_FOR_SIGN_IN_SQL
         };
-        let stmt = Statement::from_sql_and_values(backend, sql, [email.into()]);
         // SQLite: on the writer connection. Every commit empties the page cache of the other
         // connections, so a pooled reader fetches each page of the account's B-trees again; the
         // writer's cache is the one that stays warm (the sign-in writes right after, anyway).
         let row = if backend == DbBackend::Sqlite {
-            let _gate = self.write_gate.clone().lock_owned().await;
-            self.writer.query_one_raw(stmt).await?
+            self.sqlite_writer_read(sql, vec![email.into()]).await?
         } else {
-            self.db.query_one_raw(stmt).await?
+            let stmt = Statement::from_sql_and_values(backend, sql, [email.into()]);
+            self.db.query_one_raw(stmt).await?.map(ScriptRow::Sqlx)
         };
         let Some(row) = row else {
             return Ok(None);
         };
-        let user = User::from(users::Model::from_query_result(&row, "")?);
+        let user = User::from(row.model::<users::Entity>()?);
         let factors = SecondFactors {
-            totp: row.try_get("", "has_totp")?,
-            passkey: row.try_get("", "has_passkey")?,
+            totp: row.flag("has_totp")?,
+            passkey: row.flag("has_passkey")?,
         };
         Ok(Some((user, factors)))
     }

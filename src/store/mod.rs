@@ -6,6 +6,7 @@
 
 mod accounts;
 mod consents;
+mod direct;
 mod entity;
 mod exchange;
 mod introspect;
@@ -33,12 +34,17 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
-    QueryResult, QuerySelect, SqlErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait, Value,
+    QuerySelect, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    Value,
 };
 use serde::Serialize;
 
 use entity::{audit_events, clients, users};
+
+pub(crate) use direct::ScriptRow;
+
+/// This process's turn to write to SQLite (see `Store::write_gate`).
+pub(crate) type WriteGuard = tokio::sync::OwnedMutexGuard<Option<direct::Direct>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -245,8 +251,11 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite allows one writer; letting this process's connections queue here, rather than in
     /// SQLite's busy handler (which sleeps in steps of milliseconds), keeps write latency in
-    /// microseconds. Postgres does not use it.
-    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// microseconds. Postgres does not use it. On a SQLite file it holds the connection that runs the
+    /// hot transactions on the calling thread (`direct`).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<Option<direct::Direct>>>,
+    /// A checkpoint for `direct` is running (see [`Store::checkpoint_in_background`]).
+    checkpointing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// SQLite: one connection of its own for the refresh-rotation write, used only under `write_gate`,
     /// so a multi-statement `BEGIN IMMEDIATE ... COMMIT` runs in one round trip to sqlx's worker and,
     /// on failure, the `ROLLBACK` reaches the same connection. Postgres (and `:memory:`, whose database
@@ -302,9 +311,15 @@ impl Store {
         } else {
             db.clone()
         };
+        // After sqlx has opened the file (and set WAL mode), so the file exists.
+        let direct = match sqlite_file_path(url) {
+            Some(path) if !memory => Some(direct::Direct::open(&path)?),
+            _ => None,
+        };
         Ok(Store {
             db,
-            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(direct)),
+            checkpointing: Default::default(),
             writer,
         })
     }
@@ -316,13 +331,7 @@ impl Store {
     /// On SQLite the returned guard holds this process's write gate until the transaction ends.
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<
-        (
-            DatabaseTransaction,
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<(DatabaseTransaction, Option<WriteGuard>), StoreError> {
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         let gate = if postgres {
             None
@@ -340,24 +349,98 @@ impl Store {
         Ok((txn, gate))
     }
 
-    /// SQLite: runs `script` — `BEGIN IMMEDIATE; …; COMMIT;` — on the writer connection behind this
-    /// process's write gate, so a whole transaction costs one round trip to sqlx's worker thread, and
-    /// returns the rows its statements produced. When a statement fails, the transaction is rolled back
-    /// on that same (the only) connection.
-    pub(crate) async fn sqlite_script(
+    /// SQLite: runs `script` as one transaction (`BEGIN IMMEDIATE … COMMIT`) behind this process's
+    /// write gate and returns the rows its statements produced; on an error, nothing is written.
+    ///
+    /// On a SQLite file the statements run on this thread through the gate's own connection
+    /// (`direct`); when another process holds the write lock, or for an in-memory database, they run
+    /// as one multi-statement query on the writer connection, one round trip to sqlx's worker thread
+    /// (rolled back on that same, only, connection when a statement fails).
+    pub(crate) async fn sqlite_script(&self, script: Script) -> Result<Vec<ScriptRow>, StoreError> {
+        self.on_writer(script.stmts, true).await
+    }
+
+    /// SQLite: one read on the writer connection, behind the write gate (see [`Store::sqlite_script`]
+    /// for where it runs). Its page cache is the one every commit of this process keeps warm.
+    pub(crate) async fn sqlite_writer_read(
         &self,
-        script: Script,
-    ) -> Result<Vec<QueryResult>, StoreError> {
-        let _gate = self.write_gate.clone().lock_owned().await;
-        let stmt = Statement::from_sql_and_values(DbBackend::Sqlite, script.sql, script.values);
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<ScriptRow>, StoreError> {
+        Ok(self
+            .on_writer(vec![(sql.to_string(), values)], false)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn on_writer(
+        &self,
+        stmts: Vec<direct::Stmt>,
+        txn: bool,
+    ) -> Result<Vec<ScriptRow>, StoreError> {
+        let mut gate = self.write_gate.clone().lock_owned().await;
+        if let Some(d) = gate.as_mut()
+            && let direct::Ran::Done { rows, wal_pages } = d.run(&stmts, txn)?
+        {
+            drop(gate);
+            if wal_pages >= direct::CHECKPOINT_PAGES {
+                self.checkpoint_in_background();
+            }
+            return Ok(rows.into_iter().map(ScriptRow::Direct).collect());
+        }
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        if txn {
+            sql.push_str("BEGIN IMMEDIATE;");
+        }
+        for (s, v) in stmts {
+            sql.push(' ');
+            sql.push_str(s.trim().trim_end_matches(';'));
+            sql.push(';');
+            values.extend(v);
+        }
+        if txn {
+            sql.push_str(" COMMIT;");
+        }
+        let stmt = Statement::from_sql_and_values(DbBackend::Sqlite, sql, values);
         match self.writer.query_all_raw(stmt).await {
-            Ok(rows) => Ok(rows),
+            Ok(rows) => Ok(rows.into_iter().map(ScriptRow::Sqlx).collect()),
             Err(e) => {
-                // Its own error ("no transaction is active") is expected when `BEGIN` itself failed.
-                let _ = self.writer.execute_unprepared("ROLLBACK").await;
+                if txn {
+                    // Its own error ("no transaction is active") is expected when `BEGIN` failed.
+                    let _ = self.writer.execute_unprepared("ROLLBACK").await;
+                }
                 Err(e.into())
             }
         }
+    }
+
+    /// Has sqlx's writer connection copy the log into the database file, on its own thread (see
+    /// `direct`), unless a checkpoint is already running. It holds the write gate, so no commit of
+    /// this process lands meanwhile: the checkpoint can then copy the whole log (unless a reader still
+    /// needs part of it) and the next commit starts the log over, keeping it near its threshold. Only
+    /// writers wait, asynchronously; the runtime goes on serving everything else.
+    fn checkpoint_in_background(&self) {
+        use std::sync::atomic::Ordering;
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (gate, writer, running) = (
+            self.write_gate.clone(),
+            self.writer.clone(),
+            self.checkpointing.clone(),
+        );
+        tokio::spawn(async move {
+            let _gate = gate.lock_owned().await;
+            if let Err(e) = writer
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::warn!(error = %e, "sqlite: checkpoint failed");
+            }
+            running.store(false, Ordering::Release);
+        });
     }
 
     pub(crate) fn is_sqlite(&self) -> bool {
@@ -618,19 +701,16 @@ fn audit_insert_all(events: &[AuditEvent]) -> sea_orm::InsertMany<audit_events::
     audit_events::Entity::insert_many(events.iter().map(audit_model))
 }
 
-/// A SQLite transaction written out as one multi-statement script (`?` placeholders, bound in order),
-/// for [`Store::sqlite_script`].
+/// A SQLite transaction as a list of statements (`?` placeholders, each with its values), for
+/// [`Store::sqlite_script`].
+#[derive(Default)]
 pub(crate) struct Script {
-    sql: String,
-    values: Vec<Value>,
+    stmts: Vec<direct::Stmt>,
 }
 
 impl Script {
-    pub(crate) fn begin() -> Script {
-        Script {
-            sql: "BEGIN IMMEDIATE;".into(),
-            values: Vec::new(),
-        }
+    pub(crate) fn new() -> Script {
+        Script::default()
     }
 
     /// Appends one statement built by sea-orm for SQLite.
@@ -638,16 +718,10 @@ impl Script {
         self.push_sql(&stmt.sql, stmt.values.map(|v| v.0).unwrap_or_default());
     }
 
+    /// Appends one statement (exactly one: the statements run one by one).
     pub(crate) fn push_sql(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
-        self.sql.push(' ');
-        self.sql.push_str(sql.trim().trim_end_matches(';'));
-        self.sql.push(';');
-        self.values.extend(values);
-    }
-
-    pub(crate) fn commit(mut self) -> Script {
-        self.sql.push_str(" COMMIT;");
-        self
+        self.stmts
+            .push((sql.to_string(), values.into_iter().collect()));
     }
 }
 

@@ -514,14 +514,18 @@ const ROTATION_ROWS_SQL: &str = "SELECT \
 /// The rotation's writes, run as one [`Script`] (one transaction, one round trip). The conditional
 /// `UPDATE` elects the winner; the successor is inserted, and the parent's sealed grace copy dropped,
 /// only when it did (`changes()` is the row count of the statement before).
-const CLAIM_SQLITE: &str = "\
-    UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
-        WHERE token_hash = ? AND used_at IS NULL; \
-    INSERT INTO refresh_tokens \
-        (token_hash, family_id, parent_hash, scope, created_at, expires_at, used_at, successor_sealed) \
-        SELECT ?, ?, ?, ?, ?, ?, NULL, NULL WHERE changes() = 1; \
-    UPDATE refresh_tokens SET successor_sealed = NULL \
-        WHERE token_hash = ? AND successor_sealed IS NOT NULL AND changes() = 1";
+/// SQLite, the claim's three statements (run in order in one transaction): mark the presented token
+/// used (`?` now, its sealed successor, its hash) …
+const CLAIM_SQLITE_USE: &str = "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
+    WHERE token_hash = ? AND used_at IS NULL";
+/// … then, only if that matched, insert the successor (`?` its hash, family, parent, scope, now,
+/// expiry) …
+const CLAIM_SQLITE_NEXT: &str = "INSERT INTO refresh_tokens \
+    (token_hash, family_id, parent_hash, scope, created_at, expires_at, used_at, successor_sealed) \
+    SELECT ?, ?, ?, ?, ?, ?, NULL, NULL WHERE changes() = 1";
+/// … and, only if that inserted, clear the grace copy kept on the parent (`?` the parent's hash).
+const CLAIM_SQLITE_CLEAR: &str = "UPDATE refresh_tokens SET successor_sealed = NULL \
+    WHERE token_hash = ? AND successor_sealed IS NOT NULL AND changes() = 1";
 
 /// Whether this claim won: its successor (a fresh random hash) exists only if the insert ran.
 const CLAIM_SQLITE_WON: &str =
@@ -610,11 +614,14 @@ impl Store {
             let won: i64 = row.try_get("", "won")?;
             return Ok(won == 1);
         }
-        let mut script = Script::begin();
-        script.push_sql(CLAIM_SQLITE, values);
+        let mut script = Script::new();
+        let mut values = values.into_iter();
+        script.push_sql(CLAIM_SQLITE_USE, values.by_ref().take(3));
+        script.push_sql(CLAIM_SQLITE_NEXT, values.by_ref().take(6));
+        script.push_sql(CLAIM_SQLITE_CLEAR, values);
         script.push_sql(CLAIM_SQLITE_WON, [c.next.hash().to_db().into()]);
-        match self.sqlite_script(script.commit()).await?.first() {
-            Some(row) => Ok(row.try_get("", "won")?),
+        match self.sqlite_script(script).await?.first() {
+            Some(row) => row.flag("won"),
             None => Err(StoreError::Db(DbErr::Custom(
                 "rotation returned no row".into(),
             ))),

@@ -242,12 +242,12 @@ impl Store {
         events: &[AuditEvent],
     ) -> Result<Vec<EndedSession>, StoreError> {
         if limit == 0 && self.is_sqlite() {
-            let mut script = Script::begin();
+            let mut script = Script::new();
             script.push(session_insert(s).build(DbBackend::Sqlite));
             if !events.is_empty() {
                 script.push(super::audit_insert_all(events).build(DbBackend::Sqlite));
             }
-            self.sqlite_script(script.commit()).await?;
+            self.sqlite_script(script).await?;
             return Ok(Vec::new());
         }
         let (txn, _gate) = self.begin_write().await?;

@@ -1,5 +1,6 @@
-//! `TestApp`: a real Custos on 127.0.0.1:0 with SQLite in memory, the in-process ephemeral store, a
-//! FixedClock, cheap argon2 parameters and the real migrations.
+//! `TestApp`: a real Custos on 127.0.0.1:0 with a SQLite file of its own (or a fresh Postgres
+//! database), the in-process ephemeral store (or Redis), a FixedClock, cheap argon2 parameters and the
+//! real migrations.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,10 +55,23 @@ impl Builder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = self.config;
-        // The default in-memory backends give way to the backends under test when they are set.
-        if config.database_url.0 == "sqlite::memory:"
-            && let Some(url) = fresh_database().await
-        {
+        // The default in-memory backends give way to the backends under test when they are set. Without
+        // Postgres, a SQLite file, as operators run it: the writer's own connection (store/direct.rs),
+        // WAL and checkpoints are then part of every test.
+        let mut db_dir = None;
+        if config.database_url.0 == "sqlite::memory:" {
+            let url = match fresh_database().await {
+                Some(url) => url,
+                None => {
+                    let dir = tempfile::tempdir().expect("a temporary directory");
+                    let url = format!(
+                        "sqlite://{}?mode=rwc",
+                        dir.path().join("custos.db").display()
+                    );
+                    db_dir = Some(dir);
+                    url
+                }
+            };
             config.database_url = SecretString(url);
         }
         if config.redis_url.is_none()
@@ -103,6 +117,7 @@ impl Builder {
             base: format!("http://{addr}"),
             state,
             clock,
+            _db_dir: db_dir,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -115,6 +130,8 @@ pub struct TestApp {
     pub base: String,
     pub state: AppState,
     pub clock: Arc<FixedClock>,
+    /// The SQLite file's directory, removed with the app.
+    _db_dir: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
 }
 
