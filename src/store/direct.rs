@@ -49,11 +49,13 @@ fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite:
 /// One statement and its values (`?` placeholders, bound in order).
 pub(crate) type Stmt = (String, Vec<Value>);
 
-/// A connection of our own to the SQLite file, used only under the write gate.
+/// A connection of our own to the SQLite file, used only under the write gate, and opened at its first
+/// use (an idle server carries no second connection's caches and code).
 pub(crate) struct Direct {
+    path: String,
     /// Reached only through `&mut self` (`Mutex::get_mut`, no locking): the mutex only makes the
     /// gate's guard `Sync`, as a `rusqlite::Connection` is not.
-    conn: std::sync::Mutex<rusqlite::Connection>,
+    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -74,50 +76,37 @@ pub(crate) enum Ran {
 }
 
 impl Direct {
-    /// Opens `path` (a file the sqlx pool has already opened, so it exists and is in WAL mode) with
-    /// the pool's settings, except that it never waits for a lock.
-    pub(crate) fn open(path: &str) -> Result<Direct, StoreError> {
-        let conn = rusqlite::Connection::open_with_flags(
+    /// For `path`, a file the sqlx pool has already opened (so it exists and is in WAL mode).
+    pub(crate) fn new(path: String) -> Direct {
+        Direct {
             path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db_err)?;
-        conn.busy_timeout(std::time::Duration::ZERO)
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(db_err)?;
-        let wal: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(db_err)?;
-        if !wal.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Db(DbErr::Custom(format!(
-                "{path}: journal_mode is {wal}, expected wal"
-            ))));
+            conn: std::sync::Mutex::new(None),
         }
-        conn.wal_hook(Some(note_wal_pages));
-        Ok(Direct {
-            conn: std::sync::Mutex::new(conn),
-        })
     }
 
-    fn conn(&mut self) -> &mut rusqlite::Connection {
-        self.conn
+    /// The connection, opened with the pool's settings except that it never waits for a lock.
+    fn conn(&mut self) -> Result<&rusqlite::Connection, StoreError> {
+        let slot = self
+            .conn
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(open(&self.path)?);
+        }
+        Ok(slot.as_ref().expect("opened above"))
     }
 
     /// Runs `stmts` in order, inside `BEGIN IMMEDIATE … COMMIT` when `txn`, and returns the rows they
     /// produced. On an error the transaction is rolled back.
     pub(crate) fn run(&mut self, stmts: &[Stmt], txn: bool) -> Result<Ran, StoreError> {
-        if txn && let Err(e) = self.conn().execute_batch("BEGIN IMMEDIATE") {
+        let conn = self.conn()?;
+        if txn && let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             return busy_or(e);
         }
         WAL_PAGES.with(|p| p.set(0));
-        let result = self.statements(stmts).and_then(|rows| {
+        let result = statements(conn, stmts).and_then(|rows| {
             if txn {
-                self.conn().execute_batch("COMMIT")?;
+                conn.execute_batch("COMMIT")?;
             }
             Ok(rows)
         });
@@ -127,37 +116,60 @@ impl Direct {
                 wal_pages: WAL_PAGES.with(|p| p.get()),
             }),
             Err(e) => {
-                if txn && !self.conn().is_autocommit() {
-                    let _ = self.conn().execute_batch("ROLLBACK");
+                if txn && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
                 }
                 busy_or(e)
             }
         }
     }
+}
 
-    fn statements(&mut self, stmts: &[Stmt]) -> rusqlite::Result<Vec<DirectRow>> {
-        let conn = self.conn();
-        let mut out = Vec::new();
-        for (sql, values) in stmts {
-            let mut st = conn.prepare_cached(sql)?;
-            for (i, v) in values.iter().enumerate() {
-                st.raw_bind_parameter(i + 1, to_lite(v)?)?;
-            }
-            let names: std::sync::Arc<[String]> =
-                st.column_names().into_iter().map(String::from).collect();
-            let mut rows = st.raw_query();
-            while let Some(r) = rows.next()? {
-                let values = (0..names.len())
-                    .map(|i| r.get::<_, Lite>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                out.push(DirectRow {
-                    names: names.clone(),
-                    values,
-                });
-            }
-        }
-        Ok(out)
+fn open(path: &str) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db_err)?;
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(db_err)?;
+    let wal: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .map_err(db_err)?;
+    if !wal.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Db(DbErr::Custom(format!(
+            "{path}: journal_mode is {wal}, expected wal"
+        ))));
     }
+    conn.wal_hook(Some(note_wal_pages));
+    Ok(conn)
+}
+
+fn statements(conn: &rusqlite::Connection, stmts: &[Stmt]) -> rusqlite::Result<Vec<DirectRow>> {
+    let mut out = Vec::new();
+    for (sql, values) in stmts {
+        let mut st = conn.prepare_cached(sql)?;
+        for (i, v) in values.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, to_lite(v)?)?;
+        }
+        let names: std::sync::Arc<[String]> =
+            st.column_names().into_iter().map(String::from).collect();
+        let mut rows = st.raw_query();
+        while let Some(r) = rows.next()? {
+            let values = (0..names.len())
+                .map(|i| r.get::<_, Lite>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.push(DirectRow {
+                names: names.clone(),
+                values,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn busy_or(e: rusqlite::Error) -> Result<Ran, StoreError> {

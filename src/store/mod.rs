@@ -311,9 +311,8 @@ impl Store {
         } else {
             db.clone()
         };
-        // After sqlx has opened the file (and set WAL mode), so the file exists.
         let direct = match sqlite_file_path(url) {
-            Some(path) if !memory => Some(direct::Direct::open(&path)?),
+            Some(path) if !memory => Some(direct::Direct::new(path)),
             _ => None,
         };
         Ok(Store {
