@@ -187,8 +187,12 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 
 /// sea-orm's value as SQLite stores it (sqlx binds the same way: booleans as 0/1).
 fn to_lite(v: &Value) -> rusqlite::Result<Lite> {
-    let unsupported =
-        || rusqlite::Error::ToSqlConversionFailure(format!("cannot bind {v:?} here").into());
+    // Never the value itself in the message: it may be a hash or a sealed secret.
+    let unsupported = || {
+        rusqlite::Error::ToSqlConversionFailure(
+            "only numbers, text, bytes and JSON are bound here".into(),
+        )
+    };
     Ok(match v {
         Value::Bool(b) => b.map_or(Lite::Null, |b| Lite::Integer(b.into())),
         Value::TinyInt(n) => n.map_or(Lite::Null, |n| Lite::Integer(n.into())),
@@ -213,10 +217,19 @@ fn to_lite(v: &Value) -> rusqlite::Result<Lite> {
 }
 
 /// A row read by [`Direct`]: its column names and SQLite values.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct DirectRow {
     names: std::sync::Arc<[String]>,
     values: Vec<Lite>,
+}
+
+/// The column names only: a row may hold a password hash.
+impl std::fmt::Debug for DirectRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectRow")
+            .field("columns", &self.names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DirectRow {
@@ -244,7 +257,8 @@ impl ScriptRow {
             ScriptRow::Direct(r) => match r.get(col)? {
                 Lite::Integer(n) => Ok(*n != 0),
                 other => Err(StoreError::Db(DbErr::Type(format!(
-                    "{col}: expected 0 or 1, got {other:?}"
+                    "{col}: expected 0 or 1, got {}",
+                    other.data_type()
                 )))),
             },
         }
@@ -275,7 +289,8 @@ impl ScriptRow {
 
 /// A SQLite value as the sea-orm value of a column of type `ty` (NULL as that type's null).
 fn typed(ty: &ColumnType, v: &Lite) -> Result<Value, String> {
-    let mismatch = || format!("{v:?} is not a {ty:?}");
+    // The storage class, never the value (it may be a password hash).
+    let mismatch = || format!("a {} value is not a {ty:?}", v.data_type());
     let int = |v: &Lite| match v {
         Lite::Null => Ok(None),
         Lite::Integer(n) => Ok(Some(*n)),
@@ -407,6 +422,27 @@ mod tests {
             seen.push(format!("{a:?} {b:?}"));
         }
         assert_eq!(seen[0], seen[1]);
+    }
+
+    /// A row's `Debug` (what an error or a log line could carry) names columns, never values.
+    #[tokio::test]
+    async fn a_row_never_shows_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        let u = user("u1", "a@example.com", false);
+        store.insert_user(&u).await.unwrap();
+        let row = store
+            .sqlite_writer_read("SELECT * FROM users", vec![])
+            .await
+            .unwrap()
+            .unwrap();
+        let shown = format!("{row:?}");
+        assert!(shown.contains("password_hash"), "{shown}");
+        assert!(
+            !shown.contains(u.password_hash.as_deref().unwrap()),
+            "{shown}"
+        );
+        assert!(!shown.contains("a@example.com"), "{shown}");
     }
 
     /// A failing statement rolls the whole transaction back, on our connection as through sqlx.

@@ -256,10 +256,11 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<Option<direct::Direct>>>,
     /// A checkpoint for `direct` is running (see [`Store::checkpoint_in_background`]).
     checkpointing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// SQLite: one connection of its own for the refresh-rotation write, used only under `write_gate`,
-    /// so a multi-statement `BEGIN IMMEDIATE ... COMMIT` runs in one round trip to sqlx's worker and,
-    /// on failure, the `ROLLBACK` reaches the same connection. Postgres (and `:memory:`, whose database
-    /// exists only on its one connection): the same pool as `db`.
+    /// SQLite: sqlx's one writer connection, used only under `write_gate`: for `sqlite_script` when
+    /// `direct` cannot run it (another process holds the lock; `:memory:`), as one multi-statement
+    /// query so that a failure's `ROLLBACK` reaches the same connection, and for `direct`'s background
+    /// checkpoints. Postgres (and `:memory:`, whose database exists only on its one connection): the
+    /// same pool as `db`.
     writer: DatabaseConnection,
 }
 
