@@ -6,10 +6,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::entity::{mfa_recovery_codes, mfa_totp, user_roles, users};
-use super::{
-    ScriptRow, SecretHash, Store, StoreError, User, is_unique_violation, list_from_db, list_to_db,
-    numbered,
-};
+use super::{SecretHash, Store, StoreError, User, is_unique_violation, list_from_db, list_to_db};
 
 /// An active TOTP enrolment.
 #[derive(Clone)]
@@ -65,25 +62,12 @@ impl Store {
         &self,
         email: &str,
     ) -> Result<Option<(User, SecondFactors)>, StoreError> {
-        use sea_orm::{ConnectionTrait, DbBackend, Statement};
         static PG_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let backend = self.db.get_database_backend();
-        let sql = if backend == DbBackend::Postgres {
-            PG_SQL
-                .get_or_init(|| numbered(USER_FOR_SIGN_IN_SQL))
-                .as_str()
-        } else {
-            USER_FOR_SIGN_IN_SQL
-        };
-        // SQLite: on the writer connection. Every commit empties the page cache of the other
-        // connections, so a pooled reader fetches each page of the account's B-trees again; the
-        // writer's cache is the one that stays warm (the sign-in writes right after, anyway).
-        let row = if backend == DbBackend::Sqlite {
-            self.sqlite_writer_read(sql, vec![email.into()]).await?
-        } else {
-            let stmt = Statement::from_sql_and_values(backend, sql, [email.into()]);
-            self.db.query_one_raw(stmt).await?.map(ScriptRow::Sqlx)
-        };
+        // SQLite: on the writer connection, whose page cache stays warm (the sign-in writes right
+        // after, anyway).
+        let row = self
+            .read_before_write(USER_FOR_SIGN_IN_SQL, &PG_SQL, vec![email.into()])
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };

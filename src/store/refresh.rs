@@ -35,7 +35,7 @@ use sea_orm::{
 use zeroize::Zeroizing;
 
 use super::entity::{refresh_families, refresh_tokens};
-use super::{Script, SecretHash, Store, StoreError, list_from_db, list_to_db, numbered};
+use super::{Script, SecretHash, Store, StoreError, list_from_db, list_to_db};
 use crate::keys::seal::Kek;
 
 /// Every refresh token starts with this, so a leaked one can be found by grep.
@@ -497,7 +497,7 @@ impl Store {
 }
 
 /// `SELECT` of one token with its family and whether the family's account is active, in one round
-/// trip; `?` placeholders, rewritten to `$n` for Postgres by [`numbered`].
+/// trip; `?` placeholders, rewritten to `$n` for Postgres by `numbered`.
 const ROTATION_ROWS_SQL: &str = "SELECT \
     t.token_hash AS t_token_hash, t.family_id AS t_family_id, t.parent_hash AS t_parent_hash, \
     t.scope AS t_scope, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
@@ -550,22 +550,18 @@ impl Store {
         &self,
         hash: &str,
     ) -> Result<Option<(refresh_tokens::Model, refresh_families::Model, bool)>, StoreError> {
-        use sea_orm::{FromQueryResult, Statement};
         static PG_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let backend = self.db.get_database_backend();
-        let sql = if backend == DbBackend::Postgres {
-            PG_SQL.get_or_init(|| numbered(ROTATION_ROWS_SQL)).as_str()
-        } else {
-            ROTATION_ROWS_SQL
-        };
-        let stmt = Statement::from_sql_and_values(backend, sql, [hash.into()]);
-        let Some(row) = self.db.query_one_raw(stmt).await? else {
+        // SQLite: on the writer connection, on this thread, with the token's and family's pages in
+        // its cache; the claim follows on the same connection.
+        let row = self
+            .read_before_write(ROTATION_ROWS_SQL, &PG_SQL, vec![hash.into()])
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        let tok = refresh_tokens::Model::from_query_result(&row, "t_")?;
-        let fam = refresh_families::Model::from_query_result(&row, "f_")?;
-        let disabled: Option<bool> = row.try_get("", "u_disabled")?;
-        Ok(Some((tok, fam, disabled == Some(false))))
+        let tok = row.model_at::<refresh_tokens::Entity>("t_")?;
+        let fam = row.model_at::<refresh_families::Entity>("f_")?;
+        Ok(Some((tok, fam, row.opt_flag("u_disabled")? == Some(false))))
     }
 }
 
