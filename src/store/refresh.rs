@@ -511,11 +511,10 @@ const ROTATION_ROWS_SQL: &str = "SELECT \
     LEFT JOIN users u ON u.id = f.user_id \
     WHERE t.token_hash = ?";
 
-/// The rotation's writes, run as one [`Script`] (one transaction, one round trip). The conditional
-/// `UPDATE` elects the winner; the successor is inserted, and the parent's sealed grace copy dropped,
-/// only when it did (`changes()` is the row count of the statement before).
-/// SQLite, the claim's three statements (run in order in one transaction): mark the presented token
-/// used (`?` now, its sealed successor, its hash) …
+/// The rotation's writes on SQLite: three statements run in order as one [`Script`] (one
+/// transaction). The conditional `UPDATE` elects the winner; the successor is inserted, and the
+/// parent's sealed grace copy dropped, only when it did (`changes()` is the row count of the statement
+/// before). First mark the presented token used (`?` now, its sealed successor, its hash) …
 const CLAIM_SQLITE_USE: &str = "UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? \
     WHERE token_hash = ? AND used_at IS NULL";
 /// … then, only if that matched, insert the successor (`?` its hash, family, parent, scope, now,
@@ -585,19 +584,19 @@ impl Store {
     async fn claim(&self, c: Claim<'_>) -> Result<bool, StoreError> {
         use sea_orm::{Statement, Value};
         let backend = self.db.get_database_backend();
-        let values: [Value; 10] = [
-            c.now.into(),
-            c.sealed.into(),
-            c.hash.into(),
+        // The values of the three steps: mark used, insert the successor, clear the parent's copy.
+        let mark: [Value; 3] = [c.now.into(), c.sealed.into(), c.hash.into()];
+        let next: [Value; 6] = [
             c.next.hash().to_db().into(),
             c.family.id.as_str().into(),
             c.hash.into(),
             list_to_db(c.scope).into(),
             c.now.into(),
             c.family.token_expires_at(c.now, c.idle_ttl).into(),
-            c.parent.map(str::to_string).into(),
         ];
+        let clear: [Value; 1] = [c.parent.map(str::to_string).into()];
         if backend == DbBackend::Postgres {
+            let values: Vec<Value> = mark.into_iter().chain(next).chain(clear).collect();
             let row = self
                 .db
                 .query_one_raw(Statement::from_sql_and_values(
@@ -611,10 +610,9 @@ impl Store {
             return Ok(won == 1);
         }
         let mut script = Script::new();
-        let mut values = values.into_iter();
-        script.push_sql(CLAIM_SQLITE_USE, values.by_ref().take(3));
-        script.push_sql(CLAIM_SQLITE_NEXT, values.by_ref().take(6));
-        script.push_sql(CLAIM_SQLITE_CLEAR, values);
+        script.push_sql(CLAIM_SQLITE_USE, mark);
+        script.push_sql(CLAIM_SQLITE_NEXT, next);
+        script.push_sql(CLAIM_SQLITE_CLEAR, clear);
         script.push_sql(CLAIM_SQLITE_WON, [c.next.hash().to_db().into()]);
         match self.sqlite_script(script).await?.first() {
             Some(row) => row.flag("won"),
