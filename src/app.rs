@@ -93,7 +93,11 @@ pub fn load_kek(settings: &Settings) -> Result<Kek, StartError> {
 
 /// Connects to the database and runs pending migrations (under the start-up lock).
 pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
-    let store = Store::connect(&settings.raw.database_url.0).await?;
+    let store = Store::connect_with(
+        &settings.raw.database_url.0,
+        settings.raw.sqlite_synchronous,
+    )
+    .await?;
     let lock = store.startup_lock().await?;
     store.migrate().await?;
     release(lock).await?;
@@ -109,7 +113,11 @@ async fn release(lock: Option<sea_orm::DatabaseTransaction>) -> Result<(), Store
 
 pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, StartError> {
     let kek = load_kek(&settings)?;
-    let store = Store::connect(&settings.raw.database_url.0).await?;
+    let store = Store::connect_with(
+        &settings.raw.database_url.0,
+        settings.raw.sqlite_synchronous,
+    )
+    .await?;
     let now = opts.clock.now();
     // Replicas starting together on an empty database must neither migrate twice nor each generate a
     // first key per algorithm: both happen under one lock.

@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "issuer",
     "listen",
     "database_url",
+    "sqlite_synchronous",
     "redis_url",
     "redis_prefix",
     "keys_dir",
@@ -116,6 +117,30 @@ pub enum SmtpTls {
     None,
 }
 
+/// How SQLite waits for the disk at each commit (`PRAGMA synchronous`, in WAL mode); ignored for
+/// Postgres, whose own `synchronous_commit` applies.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// The default: a commit is in the log before the answer, so it survives a crash of the process;
+    /// the log is synced to the disk at checkpoints, so a power loss or an OS crash may undo the last
+    /// commits.
+    Normal,
+    /// Every commit is synced to the disk before the answer: it survives a power loss too, at the
+    /// price of a sync per commit (see bench/README.md for what that costs refresh rotation).
+    Full,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+        }
+    }
+}
+
 /// Where the server computes password hashes (see `identity::password::Hasher`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +197,8 @@ pub struct Config {
     pub issuer: String,
     pub listen: String,
     pub database_url: SecretString,
+    /// SQLite only: `normal` (default) or `full` (every commit synced to the disk).
+    pub sqlite_synchronous: SqliteSynchronous,
     /// Unset: the in-process ephemeral store.
     pub redis_url: Option<SecretString>,
     /// Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
@@ -267,6 +294,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             listen: "127.0.0.1:8080".into(),
             database_url: SecretString("sqlite://data/custos.db?mode=rwc".into()),
+            sqlite_synchronous: SqliteSynchronous::Normal,
             redis_url: None,
             redis_prefix: "custos:".into(),
             keys_dir: PathBuf::from("keys"),
@@ -869,6 +897,28 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(
             e.contains("`log_level`") && e.contains("loud") && e.contains("allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sqlite_synchronous_is_read_and_a_bad_value_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("custos.toml");
+        let none = Env::prefixed("CUSTOS_TEST_NOTHING_");
+        std::fs::write(&file, "sqlite_synchronous = \"full\"\n").unwrap();
+        let c = Config::load_from(Some(&file), none.clone()).unwrap();
+        assert_eq!(c.sqlite_synchronous, SqliteSynchronous::Full);
+        assert_eq!(
+            Config::default().sqlite_synchronous,
+            SqliteSynchronous::Normal
+        );
+        std::fs::write(&file, "sqlite_synchronous = \"extra\"\n").unwrap();
+        let e = Config::load_from(Some(&file), none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sqlite_synchronous") && e.contains("extra") && e.contains("full"),
             "{e}"
         );
     }

@@ -30,6 +30,7 @@ use sea_orm::{
 };
 
 use super::StoreError;
+use crate::config::SqliteSynchronous;
 
 /// The log length (pages) past which a checkpoint is due: SQLite's own default.
 pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
@@ -53,6 +54,7 @@ pub(crate) type Stmt = (String, Vec<Value>);
 /// use (an idle server carries no second connection's caches and code).
 pub(crate) struct Direct {
     path: String,
+    sync: SqliteSynchronous,
     /// Reached only through `&mut self` (`Mutex::get_mut`, no locking): the mutex only makes the
     /// gate's guard `Sync`, as a `rusqlite::Connection` is not.
     conn: std::sync::Mutex<Option<rusqlite::Connection>>,
@@ -77,9 +79,10 @@ pub(crate) enum Ran {
 
 impl Direct {
     /// For `path`, a file the sqlx pool has already opened (so it exists and is in WAL mode).
-    pub(crate) fn new(path: String) -> Direct {
+    pub(crate) fn new(path: String, sync: SqliteSynchronous) -> Direct {
         Direct {
             path,
+            sync,
             conn: std::sync::Mutex::new(None),
         }
     }
@@ -91,7 +94,7 @@ impl Direct {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.is_none() {
-            *slot = Some(open(&self.path)?);
+            *slot = Some(open(&self.path, self.sync)?);
         }
         Ok(slot.as_ref().expect("opened above"))
     }
@@ -125,7 +128,7 @@ impl Direct {
     }
 }
 
-fn open(path: &str) -> Result<rusqlite::Connection, StoreError> {
+fn open(path: &str, sync: SqliteSynchronous) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -133,7 +136,7 @@ fn open(path: &str) -> Result<rusqlite::Connection, StoreError> {
     .map_err(db_err)?;
     conn.busy_timeout(std::time::Duration::ZERO)
         .map_err(db_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", sync.pragma())
         .map_err(db_err)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(db_err)?;
@@ -447,6 +450,46 @@ mod tests {
             seen.push(format!("{a:?} {b:?}"));
         }
         assert_eq!(seen[0], seen[1]);
+    }
+
+    /// `sqlite_synchronous` reaches every connection to the file: sqlx's pool, its writer, and ours.
+    #[tokio::test]
+    async fn every_connection_syncs_as_configured() {
+        use crate::config::SqliteSynchronous;
+        use sea_orm::{ConnectionTrait, Statement};
+        for (sync, level) in [(SqliteSynchronous::Normal, 1), (SqliteSynchronous::Full, 2)] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+            let store = Store::connect_with(&url, sync).await.unwrap();
+            store.migrate().await.unwrap();
+            let row = store
+                .sqlite_writer_read("SELECT synchronous FROM pragma_synchronous", vec![])
+                .await
+                .unwrap();
+            let Some(super::ScriptRow::Direct(row)) = row else {
+                panic!("a file's writer read runs on the direct connection: {row:?}");
+            };
+            assert_eq!(
+                row.get("synchronous").unwrap(),
+                &super::Lite::Integer(level),
+                "{sync:?}"
+            );
+            for conn in [&store.db, &store.writer] {
+                let r = conn
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Sqlite,
+                        "PRAGMA synchronous",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(
+                    r.try_get::<i64>("", "synchronous").unwrap(),
+                    level,
+                    "{sync:?}"
+                );
+            }
+        }
     }
 
     /// A join read as two prefixed models and a flag that an outer join may leave NULL, the same on

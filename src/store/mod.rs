@@ -39,6 +39,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::config::SqliteSynchronous;
 use entity::{audit_events, clients, users};
 
 pub(crate) use direct::ScriptRow;
@@ -267,8 +268,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects; a SQLite file's folder is created when missing.
+    /// Connects with SQLite's default level of [`SqliteSynchronous`] (`normal`); see
+    /// [`Store::connect_with`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, SqliteSynchronous::Normal).await
+    }
+
+    /// Connects; a SQLite file's folder is created when missing. `sync` applies to every connection
+    /// to a SQLite file (sqlx's and the direct writer's); Postgres ignores it.
+    pub async fn connect_with(url: &str, sync: SqliteSynchronous) -> Result<Store, StoreError> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         if let Some(path) = sqlite_file_path(url)
             && let Some(parent) = std::path::Path::new(&path).parent()
@@ -298,9 +306,12 @@ impl Store {
             // A local file cannot go stale the way a network connection can, and a ping per acquire is
             // one more round trip to sqlx's SQLite worker thread on every query.
             opts.test_before_acquire(false);
-            opts.map_sqlx_sqlite_opts(|o| {
+            opts.map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .synchronous(match sync {
+                        SqliteSynchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
+                        SqliteSynchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
+                    })
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
             });
@@ -315,7 +326,7 @@ impl Store {
             db.clone()
         };
         let direct = match sqlite_file_path(url) {
-            Some(path) if !memory => Some(direct::Direct::new(path)),
+            Some(path) if !memory => Some(direct::Direct::new(path, sync)),
             _ => None,
         };
         Ok(Store {
