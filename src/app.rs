@@ -91,13 +91,18 @@ pub fn load_kek(settings: &Settings) -> Result<Kek, StartError> {
     }
 }
 
-/// Connects to the database and runs pending migrations (under the start-up lock).
-pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
-    let store = Store::connect_with(
+/// Connects to the configured database with its settings (no migrations).
+async fn connect_store(settings: &Settings) -> Result<Store, StoreError> {
+    Store::connect_with(
         &settings.raw.database_url.0,
         settings.raw.sqlite_synchronous,
     )
-    .await?;
+    .await
+}
+
+/// Connects to the database and runs pending migrations (under the start-up lock).
+pub async fn open_store(settings: &Settings) -> Result<Store, StartError> {
+    let store = connect_store(settings).await?;
     let lock = store.startup_lock().await?;
     store.migrate().await?;
     release(lock).await?;
@@ -113,11 +118,7 @@ async fn release(lock: Option<sea_orm::DatabaseTransaction>) -> Result<(), Store
 
 pub async fn build_state(settings: Settings, opts: Options) -> Result<AppState, StartError> {
     let kek = load_kek(&settings)?;
-    let store = Store::connect_with(
-        &settings.raw.database_url.0,
-        settings.raw.sqlite_synchronous,
-    )
-    .await?;
+    let store = connect_store(&settings).await?;
     let now = opts.clock.now();
     // Replicas starting together on an empty database must neither migrate twice nor each generate a
     // first key per algorithm: both happen under one lock.
