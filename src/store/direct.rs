@@ -17,7 +17,7 @@
 //! database file, and wait for the disk, inside the `COMMIT` that crossed its threshold, holding up
 //! every request of the runtime meanwhile. This connection only notes how long the log has grown
 //! ([`Ran::Done`]'s `wal_pages`); past [`CHECKPOINT_PAGES`] the store has sqlx's writer run the checkpoint on
-//! its own thread.
+//! its own thread, and at [`WAL_CAP_PAGES`] writers wait for that checkpoint before they commit again.
 //!
 //! Rows come back as [`ScriptRow`]s, read the same way whichever path produced them: flags by name,
 //! and whole entity models typed by the entity's own column definitions.
@@ -34,6 +34,12 @@ use crate::config::SqliteSynchronous;
 
 /// The log length (pages) past which a checkpoint is due: SQLite's own default.
 pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+
+/// The log length (pages) at which writers wait for the running checkpoint instead of growing the
+/// log further. Commits land while a checkpoint's first rounds sync the files without the write gate;
+/// on a slow or busy disk a round can take long enough for the log to grow without bound. Past this
+/// cap a slow disk slows the writes instead, as SQLite's own automatic checkpoint would.
+pub(crate) const WAL_CAP_PAGES: i32 = 3 * CHECKPOINT_PAGES;
 
 thread_local! {
     /// Pages in the log after the last commit on this thread, from [`note_wal_pages`]; read right
@@ -611,15 +617,11 @@ mod tests {
         assert_eq!(audit_count(&store).await, 1);
     }
 
-    /// Our connection's commits leave the checkpoint to sqlx's thread, and the log still starts
-    /// over, though commits land during the checkpoint's rounds without the gate: 48 MiB written in
-    /// 12,000 commits, as fast as they go, leave a log of a few times the threshold, not 48 MiB.
-    #[tokio::test]
-    async fn the_log_is_checkpointed_off_this_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = file_store(&dir).await;
+    /// Writes `commits` audit events of 4,000 bytes each, one commit each, as fast as they go, and
+    /// checks that the log stays under 4× the checkpoint threshold.
+    async fn fill_and_check_the_log(store: &Store, dir: &tempfile::TempDir, commits: usize) {
         let filler = "x".repeat(4000);
-        for i in 0..12_000 {
+        for i in 0..commits {
             let mut script = Script::new();
             script.push(
                 audit_insert_all(&[event(i, serde_json::json!({ "filler": filler }))])
@@ -627,12 +629,34 @@ mod tests {
             );
             store.sqlite_script(script).await.unwrap();
         }
-        assert_eq!(audit_count(&store).await, 12_000);
+        assert_eq!(audit_count(store).await, commits as i64);
         let wal = std::fs::metadata(dir.path().join("c.db-wal"))
             .unwrap()
             .len();
         let limit = 4 * super::CHECKPOINT_PAGES as u64 * 4096;
         assert!(wal < limit, "log of {wal} bytes, more than {limit}");
+    }
+
+    /// A checkpoint slower than the writes (a slow or busy disk, stood in for by a pause before its
+    /// first round) holds the writers at [`super::WAL_CAP_PAGES`]: the log stays under 4× the
+    /// threshold, where without the cap the writes would go on growing it meanwhile (87 MB when
+    /// the wait is taken out).
+    #[tokio::test]
+    async fn a_slow_checkpoint_holds_the_writers_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = file_store(&dir).await;
+        store.slow_checkpoint = Some(std::time::Duration::from_millis(400));
+        fill_and_check_the_log(&store, &dir, 4_000).await;
+    }
+
+    /// Our connection's commits leave the checkpoint to sqlx's thread, and the log still starts
+    /// over, though commits land during the checkpoint's rounds without the gate: 48 MiB written in
+    /// 12,000 commits, as fast as they go, leave a log of a few times the threshold, not 48 MiB.
+    #[tokio::test]
+    async fn the_log_is_checkpointed_off_this_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        fill_and_check_the_log(&store, &dir, 12_000).await;
         let db = std::fs::metadata(dir.path().join("c.db")).unwrap().len();
         assert!(
             db > 40 << 20,

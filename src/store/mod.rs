@@ -257,8 +257,14 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<Option<direct::Direct>>>,
     /// A checkpoint for `direct` is running (see [`Store::checkpoint_in_background`]).
     checkpointing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// The log's length in frames after `direct`'s last commit.
+    /// The log's length in frames after `direct`'s last commit; 0 once a checkpoint has copied all
+    /// of it (the next commit starts it over).
     wal_frames: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Woken when a checkpoint ends, for writers waiting at [`direct::WAL_CAP_PAGES`].
+    checkpoint_done: std::sync::Arc<tokio::sync::Notify>,
+    /// Tests stand in for a slow disk: each checkpoint waits this long before its first round.
+    #[cfg(test)]
+    slow_checkpoint: Option<Duration>,
     /// SQLite: sqlx's one writer connection, used only under `write_gate`: for `sqlite_script` when
     /// `direct` cannot run it (another process holds the lock; `:memory:`), as one multi-statement
     /// query so that a failure's `ROLLBACK` reaches the same connection, and for `direct`'s background
@@ -334,6 +340,9 @@ impl Store {
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(direct)),
             checkpointing: Default::default(),
             wal_frames: Default::default(),
+            checkpoint_done: Default::default(),
+            #[cfg(test)]
+            slow_checkpoint: None,
             writer,
         })
     }
@@ -413,12 +422,19 @@ impl Store {
         txn: bool,
     ) -> Result<Vec<ScriptRow>, StoreError> {
         let mut gate = self.write_gate.clone().lock_owned().await;
+        if gate.is_some()
+            && self.wal_frames.load(std::sync::atomic::Ordering::Relaxed)
+                >= i64::from(direct::WAL_CAP_PAGES)
+        {
+            gate = self.wait_for_checkpoint(gate).await;
+        }
         if let Some(d) = gate.as_mut()
             && let direct::Ran::Done { rows, wal_pages } = d.run(&stmts, txn)?
         {
-            drop(gate);
+            // Stored under the gate, so the next writer's check sees this commit.
             self.wal_frames
                 .store(wal_pages.into(), std::sync::atomic::Ordering::Relaxed);
+            drop(gate);
             if wal_pages >= direct::CHECKPOINT_PAGES {
                 self.checkpoint_in_background();
             }
@@ -451,6 +467,24 @@ impl Store {
         }
     }
 
+    /// The log has reached [`direct::WAL_CAP_PAGES`]: lets go of the gate until the checkpoint
+    /// (started here when none is running) ends, then takes the gate again. Once only: when a reader
+    /// kept the checkpoint from copying the whole log, the write goes ahead and the log grows, as it
+    /// would under SQLite's own checkpoints.
+    async fn wait_for_checkpoint(
+        &self,
+        gate: tokio::sync::OwnedMutexGuard<Option<direct::Direct>>,
+    ) -> tokio::sync::OwnedMutexGuard<Option<direct::Direct>> {
+        let done = self.checkpoint_done.notified();
+        tokio::pin!(done);
+        // Registered before the checkpoint can end, so its wake-up cannot be missed.
+        done.as_mut().enable();
+        self.checkpoint_in_background();
+        drop(gate);
+        done.await;
+        self.write_gate.clone().lock_owned().await
+    }
+
     /// Has sqlx's writer connection copy the log into the database file, on its own thread (see
     /// `direct`), unless a checkpoint is already running. Only writers ever wait, asynchronously; the
     /// runtime goes on serving everything else.
@@ -467,22 +501,32 @@ impl Store {
     ///    threshold;
     /// 2. one round with the gate: no commit of this process lands meanwhile, so the whole log is
     ///    copied (unless a reader still needs part of it) and the next commit starts it over.
+    ///
+    /// Writers that reached [`direct::WAL_CAP_PAGES`] meanwhile wait for its end
+    /// ([`Store::wait_for_checkpoint`]).
     fn checkpoint_in_background(&self) {
         use std::sync::atomic::Ordering;
         if self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (gate, writer, running, frames) = (
+        let (gate, writer, running, frames, done) = (
             self.write_gate.clone(),
             self.writer.clone(),
             self.checkpointing.clone(),
             self.wal_frames.clone(),
+            self.checkpoint_done.clone(),
         );
+        #[cfg(test)]
+        let slow = self.slow_checkpoint;
         tokio::spawn(async move {
+            #[cfg(test)]
+            if let Some(slow) = slow {
+                tokio::time::sleep(slow).await;
+            }
             let result = async {
                 let mut before = 0;
                 for _ in 0..CHECKPOINT_FREE_ROUNDS {
-                    let copied_up_to = passive_checkpoint(&writer).await?;
+                    let (copied_up_to, _) = passive_checkpoint(&writer).await?;
                     let now = frames.load(Ordering::Relaxed);
                     // Negative when a commit started the log over meanwhile: nothing left to copy.
                     let landed = now - copied_up_to;
@@ -495,13 +539,18 @@ impl Store {
                     before = copied_up_to;
                 }
                 let _gate = gate.lock_owned().await;
-                passive_checkpoint(&writer).await
+                let (log, copied) = passive_checkpoint(&writer).await?;
+                if copied >= log {
+                    frames.store(0, Ordering::Relaxed);
+                }
+                Ok::<_, DbErr>(())
             }
             .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "sqlite: checkpoint failed");
             }
             running.store(false, Ordering::Release);
+            done.notify_waiters();
         });
     }
 
@@ -819,9 +868,9 @@ pub fn sqlite_file_path(url: &str) -> Option<String> {
 const CHECKPOINT_FREE_ROUNDS: usize = 4;
 const CHECKPOINT_TAIL: i64 = 32;
 
-/// `PRAGMA wal_checkpoint(PASSIVE)` on `db`: the log's length in frames when it began, all of them
-/// copied unless a reader still needed some.
-async fn passive_checkpoint(db: &DatabaseConnection) -> Result<i64, DbErr> {
+/// `PRAGMA wal_checkpoint(PASSIVE)` on `db`: the log's length in frames when it began, and how many
+/// of them are now copied (all, unless a reader still needed some).
+async fn passive_checkpoint(db: &DatabaseConnection) -> Result<(i64, i64), DbErr> {
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Sqlite,
@@ -829,5 +878,5 @@ async fn passive_checkpoint(db: &DatabaseConnection) -> Result<i64, DbErr> {
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("wal_checkpoint returned no row".into()))?;
-    row.try_get("", "log")
+    Ok((row.try_get("", "log")?, row.try_get("", "checkpointed")?))
 }
