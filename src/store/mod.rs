@@ -260,7 +260,10 @@ pub struct Store {
     /// The log's length in frames after `direct`'s last commit; 0 once a checkpoint has copied all
     /// of it (the next commit starts it over).
     wal_frames: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    /// Woken when a checkpoint ends, for writers waiting at [`direct::WAL_CAP_PAGES`].
+    /// The log length (pages) past which a checkpoint is due: [`direct::CHECKPOINT_PAGES`]; tests
+    /// lower it to need fewer writes.
+    checkpoint_pages: i32,
+    /// Woken when a checkpoint ends, for writers waiting at the cap ([`Store::wait_for_checkpoint`]).
     checkpoint_done: std::sync::Arc<tokio::sync::Notify>,
     /// Tests stand in for a slow disk: each checkpoint waits this long before its first round.
     #[cfg(test)]
@@ -340,6 +343,7 @@ impl Store {
             write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(direct)),
             checkpointing: Default::default(),
             wal_frames: Default::default(),
+            checkpoint_pages: direct::CHECKPOINT_PAGES,
             checkpoint_done: Default::default(),
             #[cfg(test)]
             slow_checkpoint: None,
@@ -424,7 +428,7 @@ impl Store {
         let mut gate = self.write_gate.clone().lock_owned().await;
         if gate.is_some()
             && self.wal_frames.load(std::sync::atomic::Ordering::Relaxed)
-                >= i64::from(direct::WAL_CAP_PAGES)
+                >= i64::from(direct::WAL_CAP_THRESHOLDS * self.checkpoint_pages)
         {
             gate = self.wait_for_checkpoint(gate).await;
         }
@@ -435,7 +439,7 @@ impl Store {
             self.wal_frames
                 .store(wal_pages.into(), std::sync::atomic::Ordering::Relaxed);
             drop(gate);
-            if wal_pages >= direct::CHECKPOINT_PAGES {
+            if wal_pages >= self.checkpoint_pages {
                 self.checkpoint_in_background();
             }
             return Ok(rows.into_iter().map(ScriptRow::Direct).collect());
@@ -467,7 +471,7 @@ impl Store {
         }
     }
 
-    /// The log has reached [`direct::WAL_CAP_PAGES`]: lets go of the gate until the checkpoint
+    /// The log has reached its cap ([`direct::WAL_CAP_THRESHOLDS`] × the checkpoint threshold): lets go of the gate until the checkpoint
     /// (started here when none is running) ends, then takes the gate again. Once only: when a reader
     /// kept the checkpoint from copying the whole log, the write goes ahead and the log grows, as it
     /// would under SQLite's own checkpoints.
@@ -502,13 +506,14 @@ impl Store {
     /// 2. one round with the gate: no commit of this process lands meanwhile, so the whole log is
     ///    copied (unless a reader still needs part of it) and the next commit starts it over.
     ///
-    /// Writers that reached [`direct::WAL_CAP_PAGES`] meanwhile wait for its end
+    /// Writers that reached the log's cap meanwhile wait for its end
     /// ([`Store::wait_for_checkpoint`]).
     fn checkpoint_in_background(&self) {
         use std::sync::atomic::Ordering;
         if self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
+        let threshold = i64::from(self.checkpoint_pages);
         let (gate, writer, running, frames, done) = (
             self.write_gate.clone(),
             self.writer.clone(),
@@ -532,7 +537,7 @@ impl Store {
                     let landed = now - copied_up_to;
                     // Writes that outpace the copying would never let the rounds end.
                     let shrinking = landed * 2 < copied_up_to - before;
-                    let long = now >= 2 * i64::from(direct::CHECKPOINT_PAGES);
+                    let long = now >= 2 * threshold;
                     if landed < CHECKPOINT_TAIL || !shrinking || long {
                         break;
                     }
