@@ -622,6 +622,31 @@ mod tests {
         assert_eq!(audit_count(&store).await, 1);
     }
 
+    /// A checkpoint task that panics still clears the running flag and wakes the writers waiting at
+    /// the cap (they would otherwise wait for good, and no checkpoint would start again).
+    #[tokio::test]
+    async fn a_checkpoint_that_panics_still_wakes_the_writers() {
+        use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+        let running = Arc::new(AtomicBool::new(true));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let waiter = done.clone().notified_owned();
+        tokio::pin!(waiter);
+        waiter.as_mut().enable();
+        let end = super::super::CheckpointEnd {
+            running: running.clone(),
+            done,
+        };
+        let task = tokio::spawn(async move {
+            let _end = end;
+            panic!("a checkpoint task fails");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(!running.load(Ordering::Acquire), "the flag is cleared");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiting writer is woken");
+    }
+
     /// A file store whose checkpoint is due at 1,000 pages (SQLite's default; the tests need a quarter
     /// of the writes the server's threshold would).
     async fn small_log_store(dir: &tempfile::TempDir) -> Store {

@@ -471,10 +471,10 @@ impl Store {
         }
     }
 
-    /// The log has reached its cap ([`direct::WAL_CAP_THRESHOLDS`] × the checkpoint threshold): lets go of the gate until the checkpoint
-    /// (started here when none is running) ends, then takes the gate again. Once only: when a reader
-    /// kept the checkpoint from copying the whole log, the write goes ahead and the log grows, as it
-    /// would under SQLite's own checkpoints.
+    /// The log has reached its cap ([`direct::WAL_CAP_THRESHOLDS`] × the checkpoint threshold): lets
+    /// go of the gate until the checkpoint (started here when none is running) ends, then takes the
+    /// gate again. Once only: when a reader kept the checkpoint from copying the whole log, the write
+    /// goes ahead and the log grows, as it would under SQLite's own checkpoints.
     async fn wait_for_checkpoint(
         &self,
         gate: tokio::sync::OwnedMutexGuard<Option<direct::Direct>>,
@@ -524,6 +524,9 @@ impl Store {
         #[cfg(test)]
         let slow = self.slow_checkpoint;
         tokio::spawn(async move {
+            // Ends the checkpoint however the task ends, a panic included: a flag left set would
+            // leave writers waiting at the cap for good.
+            let _end = CheckpointEnd { running, done };
             #[cfg(test)]
             if let Some(slow) = slow {
                 tokio::time::sleep(slow).await;
@@ -554,8 +557,6 @@ impl Store {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "sqlite: checkpoint failed");
             }
-            running.store(false, Ordering::Release);
-            done.notify_waiters();
         });
     }
 
@@ -872,6 +873,20 @@ pub fn sqlite_file_path(url: &str) -> Option<String> {
 /// which the last round, with the gate, follows (see `Store::checkpoint_in_background`).
 const CHECKPOINT_FREE_ROUNDS: usize = 4;
 const CHECKPOINT_TAIL: i64 = 32;
+
+/// Marks a background checkpoint as ended and wakes the writers waiting for it, when dropped.
+struct CheckpointEnd {
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Drop for CheckpointEnd {
+    fn drop(&mut self) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.done.notify_waiters();
+    }
+}
 
 /// `PRAGMA wal_checkpoint(PASSIVE)` on `db`: the log's length in frames when it began, and how many
 /// of them are now copied (all, unless a reader still needed some).
