@@ -83,13 +83,19 @@ fn text_part(eml: &str) -> String {
 }
 
 /// Every mail in the outbox addressed to `to`, oldest first: (subject, decoded text).
-pub fn mails_to(outbox: &Path, to: &str) -> Vec<(String, String)> {
+/// The mails delivered to the outbox folder, oldest first: only `<id>.eml` files, which the mailer
+/// renames into place whole (its `.<id>.eml.tmp` files are being written).
+pub fn delivered_mails(outbox: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(outbox)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
     files.sort();
     files
+}
+
+pub fn mails_to(outbox: &Path, to: &str) -> Vec<(String, String)> {
+    delivered_mails(outbox)
         .into_iter()
         .filter_map(|p| {
             let eml = std::fs::read_to_string(&p).ok()?;

@@ -630,11 +630,9 @@ async fn next_mail(
     seen: &mut Vec<std::path::PathBuf>,
 ) -> String {
     for _ in 0..200 {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.sort();
-        for f in files {
+        // Not the mailer's temporary files: one read mid-write would be seen twice, as the file
+        // and again once renamed, and the second time would pass for the next mail.
+        for f in crate::accounts::delivered_mails(dir) {
             if seen.contains(&f) {
                 continue;
             }
