@@ -317,10 +317,8 @@ impl Store {
             opts.test_before_acquire(false);
             opts.map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(match sync {
-                        SqliteSynchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
-                        SqliteSynchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
-                    })
+                    // The same pragma value as the direct connection's, from one mapping.
+                    .pragma("synchronous", sync.pragma())
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
             });

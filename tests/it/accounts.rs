@@ -82,7 +82,6 @@ fn text_part(eml: &str) -> String {
     decode(&cte, body)
 }
 
-/// Every mail in the outbox addressed to `to`, oldest first: (subject, decoded text).
 /// The mails delivered to the outbox folder, oldest first: only `<id>.eml` files, which the mailer
 /// renames into place whole (its `.<id>.eml.tmp` files are being written).
 pub fn delivered_mails(outbox: &Path) -> Vec<PathBuf> {
@@ -94,6 +93,7 @@ pub fn delivered_mails(outbox: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every mail in the outbox addressed to `to`, oldest first: (subject, decoded text).
 pub fn mails_to(outbox: &Path, to: &str) -> Vec<(String, String)> {
     delivered_mails(outbox)
         .into_iter()
